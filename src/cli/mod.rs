@@ -1,0 +1,114 @@
+//! The commands of the `mensageria` binary, one file per command group.
+//! Each returns `anyhow::Result`; `main` turns an error into one stderr line
+//! and an exit code (see [`exit_code`]).
+
+pub mod output;
+pub mod queue;
+pub mod serve;
+pub mod template;
+pub mod ticket;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError};
+use crate::store::Store;
+
+/// Exit status for an invalid configuration (sysexits' EX_CONFIG), shared by
+/// `check-config` and `serve` so systemd can stop restarting on it.
+pub const EXIT_CONFIG: i32 = 78;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mensageria",
+    version,
+    about = "E-mail channel of an IT service desk"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "MENSAGERIA_CONFIG",
+        default_value = "config/mensageria.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway: SMTP listener and relay worker.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Parse and validate the configuration, open the database.
+    CheckConfig,
+    /// Numbered parameters (417 = id of the technician mail template).
+    #[command(subcommand)]
+    Param(template::ParamCmd),
+    /// E-mail templates.
+    #[command(subcommand)]
+    Template(template::TemplateCmd),
+    /// Tickets and their threads.
+    #[command(subcommand)]
+    Ticket(ticket::TicketCmd),
+    /// The outbound queue.
+    #[command(subcommand)]
+    Queue(queue::QueueCmd),
+    /// Inbound mail that found no ticket.
+    #[command(subcommand)]
+    Quarantine(queue::QuarantineCmd),
+}
+
+/// Exit code for an error: configuration problems get [`EXIT_CONFIG`].
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if e.downcast_ref::<ConfigError>().is_some() {
+        EXIT_CONFIG
+    } else {
+        1
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cfg = Config::load(&cli.config)?;
+    match cli.command {
+        Command::Serve => serve::serve(cfg).await,
+        Command::Migrate => {
+            let store = open(&cfg).await?;
+            store.migrate().await?;
+            println!(
+                "migrations applied to {}",
+                crate::gateway::redact(&cfg.database.url)
+            );
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let store = Store::connect(&cfg.database.url, 1).await?;
+            store.close().await;
+            println!(
+                "{}: configuration ok, database reachable",
+                cli.config.display()
+            );
+            Ok(())
+        }
+        Command::Param(c) => template::param(&open_migrated(&cfg).await?, c).await,
+        Command::Template(c) => template::template(&open_migrated(&cfg).await?, &cfg, c).await,
+        Command::Ticket(c) => ticket::ticket(&open_migrated(&cfg).await?, &cfg, c).await,
+        Command::Queue(c) => queue::queue(&open_migrated(&cfg).await?, c).await,
+        Command::Quarantine(c) => queue::quarantine(&open_migrated(&cfg).await?, c).await,
+    }
+}
+
+async fn open(cfg: &Config) -> anyhow::Result<Store> {
+    Ok(Store::connect(&cfg.database.url, 2).await?)
+}
+
+/// Admin commands work on a fresh database too: migrations are idempotent.
+async fn open_migrated(cfg: &Config) -> anyhow::Result<Store> {
+    let store = open(cfg).await?;
+    store.migrate().await?;
+    Ok(store)
+}

@@ -1,0 +1,219 @@
+//! `mensageria ticket …`: create or update a ticket, show its thread, and
+//! send a technician's message to the requester.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use super::output::{cell, table, time};
+use crate::address::parse_mailbox;
+use crate::config::Config;
+use crate::outbound::{self, thread};
+use crate::store::Store;
+use crate::store::tickets::TicketFields;
+
+#[derive(Subcommand, Debug)]
+pub enum TicketCmd {
+    /// Create a ticket or update the given fields.
+    Upsert(UpsertArgs),
+    /// The thread, oldest first.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A technician's message, rendered with template 417 and queued.
+    Reply {
+        id: i64,
+        #[arg(long)]
+        from: String,
+        #[arg(
+            long,
+            conflicts_with = "body_file",
+            required_unless_present = "body_file"
+        )]
+        body: Option<String>,
+        #[arg(long)]
+        body_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct UpsertArgs {
+    /// IDSOLICITACAOSERVICO.
+    pub id: i64,
+    #[arg(long)]
+    pub requester: Option<String>,
+    /// NOMECONTATO
+    #[arg(long)]
+    pub contact: Option<String>,
+    /// REGISTRADOPOR
+    #[arg(long)]
+    pub registered_by: Option<String>,
+    /// DATAHORA
+    #[arg(long)]
+    pub date_time: Option<String>,
+    /// DEMANDA
+    #[arg(long)]
+    pub demand: Option<String>,
+    /// SERVICO
+    #[arg(long)]
+    pub service: Option<String>,
+    /// SERVICORELACIONADO
+    #[arg(long)]
+    pub related_service: Option<String>,
+    /// PORTFOLIO
+    #[arg(long)]
+    pub portfolio: Option<String>,
+    /// CATEGORIA
+    #[arg(long)]
+    pub category: Option<String>,
+    /// TEMPOGASTODATA
+    #[arg(long)]
+    pub time_spent_date: Option<String>,
+    /// TEMPOGASTOHORA
+    #[arg(long)]
+    pub time_spent_hours: Option<String>,
+    /// A technician's address (repeat for several; replaces the list).
+    #[arg(long = "technician")]
+    pub technicians: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ThreadJson {
+    id: i64,
+    requester: String,
+    technicians: Vec<String>,
+    messages: Vec<MessageJson>,
+}
+
+#[derive(Serialize)]
+struct MessageJson {
+    direction: String,
+    from: String,
+    to: Vec<String>,
+    subject: String,
+    text: String,
+    message_id: String,
+    at: String,
+}
+
+fn check_address(what: &str, addr: &str) -> anyhow::Result<()> {
+    if parse_mailbox(addr).is_none() {
+        bail!("{what}: {addr:?} is not an e-mail address");
+    }
+    Ok(())
+}
+
+pub async fn ticket(store: &Store, cfg: &Config, cmd: TicketCmd) -> anyhow::Result<()> {
+    match cmd {
+        TicketCmd::Upsert(a) => upsert(store, cfg, a).await,
+        TicketCmd::Show { id, json } => show(store, id, json).await,
+        TicketCmd::Reply {
+            id,
+            from,
+            body,
+            body_file,
+        } => {
+            check_address("--from", &from)?;
+            let text = match (body, body_file) {
+                (Some(b), _) => b,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?,
+                (None, None) => bail!("give --body or --body-file"),
+            };
+            let q = outbound::technician_reply(store, cfg, id, &from, &text).await?;
+            println!("queued {} as outbox {}", q.message_id, q.outbox_id);
+            Ok(())
+        }
+    }
+}
+
+async fn upsert(store: &Store, cfg: &Config, a: UpsertArgs) -> anyhow::Result<()> {
+    if a.id <= 0 {
+        bail!("ticket id must be a positive number");
+    }
+    if let Some(r) = &a.requester {
+        check_address("--requester", r)?;
+    }
+    for t in &a.technicians {
+        check_address("--technician", t)?;
+    }
+    let exists = store.ticket_get(a.id).await?.is_some();
+    if !exists && a.requester.is_none() {
+        bail!("ticket {} is new: --requester is required", a.id);
+    }
+    let f = TicketFields {
+        requester: a.requester,
+        contact_name: a.contact,
+        registered_by: a.registered_by,
+        opened_at_text: a.date_time,
+        demand: a.demand,
+        service: a.service,
+        related_service: a.related_service,
+        portfolio: a.portfolio,
+        category: a.category,
+        time_spent_date: a.time_spent_date,
+        time_spent_hours: a.time_spent_hours,
+        technicians: (!a.technicians.is_empty()).then_some(a.technicians),
+    };
+    let root = thread::new_thread_root(a.id, &cfg.smtp.hostname);
+    let created = store
+        .ticket_upsert(a.id, &f, &root, &thread::new_thread_index())
+        .await?;
+    println!(
+        "ticket {} {}",
+        a.id,
+        if created { "created" } else { "updated" }
+    );
+    Ok(())
+}
+
+async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
+    let t = store
+        .ticket_get(id)
+        .await?
+        .with_context(|| format!("ticket {id} does not exist"))?;
+    let msgs = store.messages_of_ticket(id).await?;
+    if json {
+        let out = ThreadJson {
+            id,
+            requester: t.requester.clone(),
+            technicians: t.technician_list(),
+            messages: msgs
+                .into_iter()
+                .map(|m| MessageJson {
+                    direction: m.direction,
+                    from: m.author,
+                    to: crate::store::split_lines(&m.recipients),
+                    subject: m.subject,
+                    text: m.body_text,
+                    message_id: m.message_id,
+                    at: time(m.at),
+                })
+                .collect(),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("ticket {id} · requester {} · {}", t.requester, t.status);
+    if !t.technicians.is_empty() {
+        println!("technicians: {}", t.technician_list().join(", "));
+    }
+    let rows: Vec<Vec<String>> = msgs
+        .iter()
+        .map(|m| {
+            vec![
+                time(m.at),
+                m.direction.clone(),
+                cell(&m.author, 30),
+                cell(&m.subject, 40),
+                cell(&m.body_text, 60),
+            ]
+        })
+        .collect();
+    table(&["AT", "DIR", "FROM", "SUBJECT", "TEXT"], &rows);
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The running daemon assembled: store (migrated), SMTP listeners, inbound
+//! path and relay worker, all under one shutdown token. `serve` and the
+//! integration tests start it the same way.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::inbound::Inbound;
+use crate::listener::{self, ListenError};
+use crate::relay::{self, RelayError};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+}
+
+pub struct Gateway {
+    pub store: Store,
+    pub smtp_addrs: Vec<SocketAddr>,
+    /// Wakes the relay worker (new mail queued in this process).
+    pub wake: Arc<Notify>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Gateway {
+    /// Connects and migrates the store, binds the listeners, starts the
+    /// tasks. Returns once the listeners are bound: mail can be sent.
+    pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
+        let cfg = Arc::new(cfg);
+        let store = Store::connect(&cfg.database.url, cfg.database.max_connections).await?;
+        store.migrate().await?;
+        let transport = relay::transport(&cfg.relay, &cfg.smtp.hostname)?;
+        let listeners = listener::bind(&cfg).await?;
+        let smtp_addrs = listener::local_addrs(&listeners);
+        let wake = Arc::new(Notify::new());
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let inbound = Arc::new(Inbound::new(store.clone(), cfg.clone(), wake.clone()));
+        let sessions = Arc::new(Semaphore::new(cfg.smtp.max_sessions));
+        for l in listeners {
+            tracker.spawn(listener::serve(
+                l,
+                cfg.clone(),
+                inbound.clone(),
+                sessions.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
+        }
+        let worker = relay::Worker {
+            store: store.clone(),
+            cfg: cfg.relay.clone(),
+            transport,
+            owner: format!(
+                "{}:{}:{:08x}",
+                cfg.smtp.hostname,
+                std::process::id(),
+                rand::random::<u32>()
+            ),
+            wake: wake.clone(),
+        };
+        tracker.spawn(worker.run(shutdown.clone()));
+        tracker.close();
+        tracing::info!(smtp = ?smtp_addrs, database = %redact(&cfg.database.url), "mensageria started");
+        Ok(Gateway {
+            store,
+            smtp_addrs,
+            wake,
+            shutdown,
+            tracker,
+        })
+    }
+
+    pub fn smtp_addr(&self) -> SocketAddr {
+        self.smtp_addrs[0]
+    }
+
+    /// A handle that stops the gateway when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops accepting, lets sessions inside DATA and the mail in hand
+    /// finish, waiting at most `drain`. True when everything finished.
+    pub async fn stop(self, drain: Duration) -> bool {
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(drain, self.tracker.wait())
+            .await
+            .is_ok();
+        self.store.close().await;
+        drained
+    }
+
+    /// Waits until the shutdown token is cancelled, then stops.
+    pub async fn run_until_stopped(self, drain: Duration) -> bool {
+        self.shutdown.cancelled().await;
+        self.stop(drain).await
+    }
+}
+
+/// The database URL without a password, for logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

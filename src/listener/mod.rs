@@ -1,0 +1,107 @@
+//! The SMTP listener: our own tokio accept loop around mailin's protocol
+//! state machine. Here live the limits mailin-embedded lacks: a session cap
+//! answered inline with 421 (the accept loop never blocks), bounded lines and
+//! messages, timeouts, and a stop signal every session hears.
+
+pub mod policy;
+pub mod reply;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::inbound::Inbound;
+use session::SessionCtx;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Binds every `[smtp] listen` address; fails before anything is served.
+pub async fn bind(cfg: &Config) -> Result<Vec<TcpListener>, ListenError> {
+    let mut out = Vec::new();
+    for addr in cfg.smtp.listen.addresses() {
+        let l = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ListenError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// Serves one listener until `shutdown`; sessions are tracked by `tracker`
+/// so the caller can wait for them to drain.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: Arc<Config>,
+    inbound: Arc<Inbound>,
+    sessions: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let ctx = Arc::new(SessionCtx {
+        cfg,
+        inbound,
+        shutdown: shutdown.clone(),
+    });
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (mut stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: log, pause briefly, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = sessions.clone().try_acquire_owned() else {
+            tracker.spawn(async move {
+                let (code, text) = reply::TOO_MANY_SESSIONS;
+                let _ = stream.write_all(&reply::line(code, text)).await;
+                let _ = stream.shutdown().await;
+                tracing::warn!(peer = %peer, code, "session refused: too many sessions");
+            });
+            continue;
+        };
+        let ctx = ctx.clone();
+        let span = tracing::info_span!("smtp", peer = %peer);
+        tracker.spawn(
+            async move {
+                if let Err(e) = session::run(stream, peer, &ctx).await {
+                    tracing::debug!(error = %e, "session ended by i/o error");
+                }
+                drop(permit);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Addresses actually bound (port 0 resolved), for logs and tests.
+pub fn local_addrs(listeners: &[TcpListener]) -> Vec<SocketAddr> {
+    listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect()
+}

@@ -1,0 +1,157 @@
+//! Builds the exact bytes of an outbound mail (RFC 5322 + MIME) from a
+//! rendered subject and body, with the threading headers.
+//!
+//! lettre's builder does the encoding: RFC 2047 words for a non-ASCII
+//! subject, quoted-printable UTF-8 for bodies, folding of long headers.
+
+use std::time::SystemTime;
+
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("bad address {0:?}")]
+    Address(String),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// Everything an outbound mail is made of.
+pub struct Draft<'a> {
+    pub from_name: &'a str,
+    pub from: &'a str,
+    pub reply_to: &'a str,
+    pub to: &'a [String],
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: Option<&'a str>,
+    pub message_id: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    pub thread_topic: &'a str,
+    pub thread_index: &'a str,
+}
+
+/// Outlook's conversation topic (the subject without prefixes).
+#[derive(Clone)]
+struct ThreadTopic(String);
+
+/// Outlook's conversation index (base64; see `thread`).
+#[derive(Clone)]
+struct ThreadIndex(String);
+
+macro_rules! text_header {
+    ($t:ident, $name:literal) => {
+        impl Header for $t {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok($t(s.to_owned()))
+            }
+            fn display(&self) -> HeaderValue {
+                // `new` encodes non-ASCII as RFC 2047 and folds.
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+text_header!(ThreadTopic, "Thread-Topic");
+text_header!(ThreadIndex, "Thread-Index");
+
+fn mailbox(name: Option<&str>, addr: &str) -> Result<Mailbox, ComposeError> {
+    let email = addr
+        .parse()
+        .map_err(|_| ComposeError::Address(addr.to_owned()))?;
+    Ok(Mailbox::new(
+        name.filter(|n| !n.is_empty()).map(str::to_owned),
+        email,
+    ))
+}
+
+fn qp_part(ct: ContentType, text: &str) -> Result<SinglePart, ComposeError> {
+    // Normalise line ends so the encoder emits CRLF only.
+    let text = text.replace("\r\n", "\n");
+    let body = Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)
+        .map_err(|_| ComposeError::Build("body cannot be quoted-printable encoded".into()))?;
+    Ok(SinglePart::builder().header(ct).body(body))
+}
+
+/// The mail as it will be relayed, CRLF line ends.
+pub fn build(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
+    let mut b = lettre::Message::builder()
+        .from(mailbox(Some(d.from_name), d.from)?)
+        .reply_to(mailbox(Some(d.from_name), d.reply_to)?)
+        .subject(d.subject)
+        .date(SystemTime::now())
+        .message_id(Some(d.message_id.to_owned()))
+        .header(ThreadTopic(d.thread_topic.to_owned()))
+        .header(ThreadIndex(d.thread_index.to_owned()));
+    for to in d.to {
+        b = b.to(mailbox(None, to)?);
+    }
+    if let Some(irt) = d.in_reply_to {
+        b = b.in_reply_to(irt.to_owned());
+    }
+    if !d.references.is_empty() {
+        b = b.references(d.references.join(" "));
+    }
+    let text = qp_part(ContentType::TEXT_PLAIN, d.text)?;
+    let msg = match d.html {
+        Some(html) => b.multipart(
+            MultiPart::alternative()
+                .singlepart(text)
+                .singlepart(qp_part(ContentType::TEXT_HTML, html)?),
+        ),
+        None => b.singlepart(text),
+    }
+    .map_err(|e| ComposeError::Build(e.to_string()))?;
+    Ok(msg.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portuguese_subject_is_encoded_and_threaded() {
+        let to = vec!["ana@cliente.example".to_string()];
+        let refs = vec!["<root@gw>".to_string(), "<a@gw>".to_string()];
+        let raw = build(&Draft {
+            from_name: "Central de Serviços",
+            from: "suporte@gw.example",
+            reply_to: "suporte@gw.example",
+            to: &to,
+            subject: "Solicitação nº 42 — impressão",
+            text: "Olá, Ana.\nA impressora já está funcionando.\n",
+            html: None,
+            message_id: "<m1@gw>",
+            in_reply_to: Some("<a@gw>"),
+            references: &refs,
+            thread_topic: "Solicitação nº 42",
+            thread_index: "AQHZ",
+        })
+        .unwrap();
+        let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(parsed.subject(), Some("Solicitação nº 42 — impressão"));
+        assert_eq!(parsed.message_id(), Some("m1@gw"));
+        assert_eq!(parsed.in_reply_to().as_text(), Some("a@gw"));
+        assert_eq!(
+            parsed
+                .body_text(0)
+                .unwrap()
+                .replace("\r\n", "\n")
+                .trim_end(),
+            "Olá, Ana.\nA impressora já está funcionando."
+        );
+        let head =
+            String::from_utf8_lossy(&raw[..raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap()])
+                .into_owned();
+        assert!(head.is_ascii(), "headers must be 7-bit: {head}");
+        assert!(head.contains("Thread-Index: AQHZ"));
+        assert!(head.contains("quoted-printable"));
+    }
+}

@@ -1,0 +1,342 @@
+//! Outbound: a technician's message (or a notification of a requester's
+//! reply) becomes rendered bytes, written to the thread and the outbox in one
+//! transaction. Relaying those bytes is `relay`'s job, never this module's.
+
+pub mod compose;
+pub mod template;
+pub mod thread;
+
+use crate::config::Config;
+use crate::store::messages::{Direction, NewMessage};
+use crate::store::outbox::NewOutbox;
+use crate::store::params::TEMPLATE_PARAM;
+use crate::store::templates::TemplateRow;
+use crate::store::tickets::Ticket;
+use crate::store::{Store, StoreError, Tx};
+use template::{Key, Template, TemplateError, Values};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("ticket {0} does not exist")]
+    UnknownTicket(i64),
+    #[error("parameter 417 (the template of technician mail) is not set")]
+    NoTemplateParam,
+    #[error("parameter 417 is {0:?}, not a template id")]
+    BadTemplateParam(String),
+    #[error("parameter 417 names template {0}, which does not exist")]
+    TemplateMissing(i64),
+    #[error("template {id} {part}: {source}")]
+    Template {
+        id: i64,
+        part: &'static str,
+        source: TemplateError,
+    },
+    #[error("ticket {0} has no requester address")]
+    NoRequester(i64),
+    #[error(transparent)]
+    Compose(#[from] compose::ComposeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A template with its subject and bodies parsed.
+pub struct Parsed {
+    pub row: TemplateRow,
+    pub subject: Template,
+    pub text: Template,
+    pub html: Option<Template>,
+}
+
+impl Parsed {
+    pub fn new(row: TemplateRow) -> Result<Parsed, OutboundError> {
+        let err = |part| {
+            let id = row.id;
+            move |source| OutboundError::Template { id, part, source }
+        };
+        let subject = Template::parse(&row.subject).map_err(err("subject"))?;
+        let text = Template::parse(&row.body_text).map_err(err("text body"))?;
+        let html = match &row.body_html {
+            Some(h) => Some(Template::parse(h).map_err(err("HTML body"))?),
+            None => None,
+        };
+        Ok(Parsed {
+            row,
+            subject,
+            text,
+            html,
+        })
+    }
+}
+
+/// The template that parameter 417 names, parsed.
+pub async fn current_template(store: &Store) -> Result<Parsed, OutboundError> {
+    let value = store
+        .param_get(TEMPLATE_PARAM)
+        .await?
+        .ok_or(OutboundError::NoTemplateParam)?;
+    let id: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| OutboundError::BadTemplateParam(value.clone()))?;
+    let row = store
+        .template_get(id)
+        .await?
+        .ok_or(OutboundError::TemplateMissing(id))?;
+    Parsed::new(row)
+}
+
+/// The values of every key for one ticket and one message text.
+pub fn values_for(ticket: &Ticket, text: &str) -> Values {
+    let mut v = Values::new();
+    v.set(Key::IdSolicitacaoServico, ticket.id.to_string())
+        .set(Key::NomeContato, &ticket.contact_name)
+        .set(Key::RegistradoPor, &ticket.registered_by)
+        .set(Key::DataHora, &ticket.opened_at_text)
+        .set(Key::Demanda, &ticket.demand)
+        .set(Key::Servico, &ticket.service)
+        .set(Key::ServicoRelacionado, &ticket.related_service)
+        .set(Key::Portfolio, &ticket.portfolio)
+        .set(Key::Categoria, &ticket.category)
+        .set(Key::TempoGastoData, &ticket.time_spent_date)
+        .set(Key::TempoGastoHora, &ticket.time_spent_hours)
+        .set(Key::Mensagem, text);
+    v
+}
+
+/// A rendered technician mail, before it gets its thread headers.
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+pub fn render(t: &Parsed, ticket: &Ticket, text: &str) -> Rendered {
+    let values = values_for(ticket, text);
+    Rendered {
+        subject: t.subject.render_header(&values),
+        text: t.text.render(&values),
+        html: t.html.as_ref().map(|h| h.render(&values)),
+    }
+}
+
+/// What `ticket reply` did.
+#[derive(Debug)]
+pub struct Queued {
+    pub outbox_id: i64,
+    pub message_id: String,
+}
+
+/// Thread headers for the next mail on a ticket, read inside `tx`.
+struct ThreadHeaders {
+    in_reply_to: String,
+    references: Vec<String>,
+    thread_index: String,
+}
+
+async fn thread_headers(tx: &mut Tx, ticket: &Ticket) -> Result<ThreadHeaders, StoreError> {
+    let ids = Store::thread_ids(tx, ticket.id, thread::MAX_REFERENCES).await?;
+    let mut references = vec![ticket.thread_root.clone()];
+    references.extend(ids.iter().filter(|i| **i != ticket.thread_root).cloned());
+    let thread_index = if ids.is_empty() {
+        ticket.thread_index.clone()
+    } else {
+        thread::child_thread_index(&ticket.thread_index)
+    };
+    Ok(ThreadHeaders {
+        in_reply_to: references.last().cloned().unwrap_or_default(),
+        references,
+        thread_index,
+    })
+}
+
+/// A technician's message to the requester: renders template 417, writes the
+/// thread message and the outbox row in one transaction. When the template
+/// cannot render, a failed outbox row records why and nothing is sent.
+pub async fn technician_reply(
+    store: &Store,
+    cfg: &Config,
+    ticket_id: i64,
+    author: &str,
+    text: &str,
+) -> Result<Queued, OutboundError> {
+    let ticket = store
+        .ticket_get(ticket_id)
+        .await?
+        .ok_or(OutboundError::UnknownTicket(ticket_id))?;
+    if ticket.requester.is_empty() {
+        return Err(OutboundError::NoRequester(ticket_id));
+    }
+    let to = vec![ticket.requester.clone()];
+    let message_id = thread::new_message_id(Some(ticket_id), &cfg.smtp.hostname);
+    let template = match current_template(store).await {
+        Ok(t) => t,
+        Err(e @ (OutboundError::Store(_) | OutboundError::UnknownTicket(_))) => return Err(e),
+        Err(e) => {
+            // Leave a row that says why this mail never left.
+            let mut tx = store.begin().await?;
+            let o = NewOutbox {
+                ticket_id: Some(ticket_id),
+                kind: "reply",
+                message_id: &message_id,
+                mail_from: &cfg.mail.from,
+                rcpt_to: &to,
+                raw: b"",
+            };
+            Store::outbox_insert_failed(&mut tx, &o, &e.to_string()).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            return Err(e);
+        }
+    };
+    let r = render(&template, &ticket, text);
+    let mut tx = store.begin().await?;
+    let topic = Store::ticket_set_topic_once(&mut tx, ticket_id, &r.subject).await?;
+    let th = thread_headers(&mut tx, &ticket).await?;
+    let raw = compose::build(&compose::Draft {
+        from_name: &cfg.mail.from_name,
+        from: &cfg.mail.from,
+        reply_to: &cfg.mail.from,
+        to: &to,
+        subject: &r.subject,
+        text: &r.text,
+        html: r.html.as_deref(),
+        message_id: &message_id,
+        in_reply_to: Some(&th.in_reply_to),
+        references: &th.references,
+        thread_topic: &topic,
+        thread_index: &th.thread_index,
+    })?;
+    let refs = th.references.join(" ");
+    Store::message_insert(
+        &mut tx,
+        &NewMessage {
+            ticket_id,
+            direction: Direction::Out,
+            author,
+            recipients: &to,
+            subject: &r.subject,
+            body_text: text,
+            message_id: &message_id,
+            in_reply_to: Some(&th.in_reply_to),
+            refs: Some(&refs),
+            raw: &raw,
+        },
+    )
+    .await?;
+    let outbox_id = Store::outbox_insert(
+        &mut tx,
+        &NewOutbox {
+            ticket_id: Some(ticket_id),
+            kind: "reply",
+            message_id: &message_id,
+            mail_from: &cfg.mail.from,
+            rcpt_to: &to,
+            raw: &raw,
+        },
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Queued {
+        outbox_id,
+        message_id,
+    })
+}
+
+/// The rendered mail exactly as `ticket reply` would queue it (not stored).
+pub async fn preview(
+    store: &Store,
+    cfg: &Config,
+    template: &Parsed,
+    ticket_id: i64,
+    text: &str,
+) -> Result<Vec<u8>, OutboundError> {
+    let ticket = store
+        .ticket_get(ticket_id)
+        .await?
+        .ok_or(OutboundError::UnknownTicket(ticket_id))?;
+    let r = render(template, &ticket, text);
+    let to = vec![ticket.requester.clone()];
+    Ok(compose::build(&compose::Draft {
+        from_name: &cfg.mail.from_name,
+        from: &cfg.mail.from,
+        reply_to: &cfg.mail.from,
+        to: &to,
+        subject: &r.subject,
+        text: &r.text,
+        html: r.html.as_deref(),
+        message_id: &thread::new_message_id(Some(ticket_id), &cfg.smtp.hostname),
+        in_reply_to: Some(&ticket.thread_root),
+        references: std::slice::from_ref(&ticket.thread_root),
+        thread_topic: &r.subject,
+        thread_index: &ticket.thread_index,
+    })?)
+}
+
+/// What a notification to the technicians says about one inbound reply.
+pub struct Notice<'a> {
+    pub sender: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+}
+
+/// Queues the notification of a requester's reply to the ticket's
+/// technicians, threaded under the ticket's earlier mail, inside the
+/// transaction that stores the reply. Returns None when nobody is assigned.
+pub async fn queue_notification(
+    tx: &mut Tx,
+    cfg: &Config,
+    ticket: &Ticket,
+    n: &Notice<'_>,
+) -> Result<Option<i64>, OutboundError> {
+    let to = ticket.technician_list();
+    if to.is_empty() {
+        return Ok(None);
+    }
+    let message_id = thread::new_message_id(Some(ticket.id), &cfg.smtp.hostname);
+    let th = thread_headers(tx, ticket).await?;
+    let topic = if ticket.thread_topic.is_empty() {
+        n.subject
+    } else {
+        &ticket.thread_topic
+    };
+    // The new text first: a technician reads the answer in the first lines.
+    let mut text = String::with_capacity(n.text.len() + 256);
+    text.push_str(n.text.trim_end());
+    text.push_str("\n\n-- \n");
+    text.push_str(&format!("Ticket {} · from {}\n", ticket.id, n.sender));
+    for (label, v) in [
+        ("Service", &ticket.service),
+        ("Category", &ticket.category),
+        ("Contact", &ticket.contact_name),
+    ] {
+        if !v.is_empty() {
+            text.push_str(&format!("{label}: {v}\n"));
+        }
+    }
+    let raw = compose::build(&compose::Draft {
+        from_name: &cfg.mail.from_name,
+        from: &cfg.mail.from,
+        reply_to: &cfg.mail.from,
+        to: &to,
+        subject: n.subject,
+        text: &text,
+        html: None,
+        message_id: &message_id,
+        in_reply_to: Some(&th.in_reply_to),
+        references: &th.references,
+        thread_topic: topic,
+        thread_index: &th.thread_index,
+    })?;
+    let id = Store::outbox_insert(
+        tx,
+        &NewOutbox {
+            ticket_id: Some(ticket.id),
+            kind: "notification",
+            message_id: &message_id,
+            mail_from: &cfg.mail.from,
+            rcpt_to: &to,
+            raw: &raw,
+        },
+    )
+    .await?;
+    Ok(Some(id))
+}

@@ -1,0 +1,4 @@
+//! Process concerns around the mail paths: signals and logging.
+
+pub mod logging;
+pub mod shutdown;

@@ -1,0 +1,121 @@
+//! Messages on a ticket's thread, inbound and outbound, raw bytes kept whole.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError, Tx, now_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// A stored message without its raw bytes (they are fetched on demand).
+#[derive(Debug, Clone, FromRow)]
+pub struct MessageRow {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub direction: String,
+    pub author: String,
+    pub recipients: String,
+    pub subject: String,
+    pub body_text: String,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub refs: Option<String>,
+    pub at: i64,
+}
+
+pub struct NewMessage<'a> {
+    pub ticket_id: i64,
+    pub direction: Direction,
+    pub author: &'a str,
+    pub recipients: &'a [String],
+    pub subject: &'a str,
+    pub body_text: &'a str,
+    pub message_id: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub refs: Option<&'a str>,
+    pub raw: &'a [u8],
+}
+
+impl Store {
+    /// Inserts the message; None when the ticket already holds this
+    /// Message-ID (a duplicate delivery), which is not an error.
+    pub async fn message_insert(
+        tx: &mut Tx,
+        m: &NewMessage<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO messages (ticket_id, direction, author, recipients, subject, body_text, message_id, \
+             in_reply_to, refs, raw, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (ticket_id, message_id) DO NOTHING RETURNING id",
+        )
+        .bind(m.ticket_id)
+        .bind(m.direction.as_str())
+        .bind(m.author)
+        .bind(super::join_lines(m.recipients))
+        .bind(m.subject)
+        .bind(m.body_text)
+        .bind(m.message_id)
+        .bind(m.in_reply_to)
+        .bind(m.refs)
+        .bind(m.raw)
+        .bind(now_ms())
+        .fetch_optional(&mut **tx)
+        .await?)
+    }
+
+    /// The thread, oldest first.
+    pub async fn messages_of_ticket(&self, ticket_id: i64) -> Result<Vec<MessageRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, ticket_id, direction, author, recipients, subject, body_text, message_id, in_reply_to, \
+             refs, at FROM messages WHERE ticket_id = $1 ORDER BY at, id",
+        )
+        .bind(ticket_id)
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Message-IDs of the thread, oldest first, at most `limit` newest ones.
+    pub async fn thread_ids(
+        tx: &mut Tx,
+        ticket_id: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = sqlx::query_scalar(
+            "SELECT message_id FROM messages WHERE ticket_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+        )
+        .bind(ticket_id)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await?;
+        ids.reverse();
+        Ok(ids)
+    }
+
+    /// The ticket of the first of `ids` that names a message the gateway
+    /// sent (or stored), newest reference first as RFC 5322 3.6.4 orders them.
+    pub async fn ticket_by_message_ids(&self, ids: &[String]) -> Result<Option<i64>, StoreError> {
+        for id in ids.iter().rev() {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT ticket_id FROM messages WHERE message_id = $1 LIMIT 1")
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}

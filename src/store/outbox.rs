@@ -1,0 +1,204 @@
+//! The outbox: one row per outbound mail, holding the exact bytes to relay.
+//!
+//! A row moves queued → sending (claimed with an owner and a lease) → sent,
+//! or back to queued with a later `next_attempt_at`, or to failed with the
+//! reason. It leaves `sending` for `sent` only after the relay said 250.
+
+use sqlx::{AssertSqlSafe, FromRow, Row};
+
+use super::{Dialect, Store, StoreError, Tx, now_ms};
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub ticket_id: Option<i64>,
+    pub kind: String,
+    pub message_id: String,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+/// A row claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: i64,
+    pub message_id: String,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub raw: Vec<u8>,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+pub struct NewOutbox<'a> {
+    pub ticket_id: Option<i64>,
+    pub kind: &'a str,
+    pub message_id: &'a str,
+    pub mail_from: &'a str,
+    pub rcpt_to: &'a [String],
+    pub raw: &'a [u8],
+}
+
+const LIST: &str = "SELECT id, ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, next_attempt_at, \
+    last_error, created_at, sent_at FROM outbox";
+
+impl Store {
+    /// Queues a mail for the relay worker, due now.
+    pub async fn outbox_insert(tx: &mut Tx, o: &NewOutbox<'_>) -> Result<i64, StoreError> {
+        Self::outbox_insert_state(tx, o, "queued", None).await
+    }
+
+    /// Records a mail that cannot be sent (e.g. its template does not
+    /// render), so the failure has a row that says why.
+    pub async fn outbox_insert_failed(
+        tx: &mut Tx,
+        o: &NewOutbox<'_>,
+        reason: &str,
+    ) -> Result<i64, StoreError> {
+        Self::outbox_insert_state(tx, o, "failed", Some(reason)).await
+    }
+
+    async fn outbox_insert_state(
+        tx: &mut Tx,
+        o: &NewOutbox<'_>,
+        state: &str,
+        reason: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, state, attempts, \
+             next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $8) RETURNING id",
+        )
+        .bind(o.ticket_id)
+        .bind(o.kind)
+        .bind(o.message_id)
+        .bind(o.mail_from)
+        .bind(super::join_lines(o.rcpt_to))
+        .bind(o.raw)
+        .bind(state)
+        .bind(now)
+        .bind(reason)
+        .fetch_one(&mut **tx)
+        .await?)
+    }
+
+    /// Claims up to `limit` due rows for `owner` until `lease_ms` from now.
+    /// Rows whose lease ran out (their instance died) are due again.
+    pub async fn outbox_claim(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now = now_ms();
+        // PostgreSQL: concurrent instances skip each other's locked rows
+        // instead of waiting; SQLite has one writer at a time anyway.
+        let lock = match self.dialect() {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= $3) \
+             OR (state = 'sending' AND lease_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
+             RETURNING id, message_id, mail_from, rcpt_to, raw, attempts"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Claimed {
+                id: r.get(0),
+                message_id: r.get(1),
+                mail_from: r.get(2),
+                rcpt_to: super::split_lines(&r.get::<String, _>(3)),
+                raw: r.get(4),
+                attempts: r.get(5),
+            })
+            .collect())
+    }
+
+    /// The relay accepted the mail.
+    pub async fn outbox_sent(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = $1, last_error = NULL, claimed_by = NULL, lease_until = NULL \
+             WHERE id = $2 AND claimed_by = $3",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A temporary failure: try again at `next_attempt_at`.
+    pub async fn outbox_retry(
+        &self,
+        id: i64,
+        owner: &str,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, claimed_by = NULL, \
+             lease_until = NULL WHERE id = $3 AND claimed_by = $4",
+        )
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(id)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A permanent failure, or attempts exhausted.
+    pub async fn outbox_failed(&self, id: i64, owner: &str, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = $1, claimed_by = NULL, lease_until = NULL \
+             WHERE id = $2 AND claimed_by = $3",
+        )
+        .bind(error)
+        .bind(id)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn outbox_list(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!("{LIST} ORDER BY id")))
+            .fetch_all(self.pool())
+            .await?)
+    }
+
+    pub async fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(
+            sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE id = $1")))
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    /// The exact bytes queued for a row.
+    pub async fn outbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT raw FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}

@@ -1,0 +1,52 @@
+//! Quarantine: inbound mail that found no ticket, kept whole with the reason.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError, now_ms};
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub mail_from: String,
+    pub rcpt_to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub reason: String,
+    pub received_at: i64,
+}
+
+/// What is written for one quarantined mail.
+pub struct NewQuarantine<'a> {
+    pub mail_from: &'a str,
+    pub rcpt_to: &'a [String],
+    pub subject: &'a str,
+    pub message_id: &'a str,
+    pub reason: &'a str,
+    pub raw: &'a [u8],
+}
+
+impl Store {
+    pub async fn quarantine_add(&self, q: &NewQuarantine<'_>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO quarantine (mail_from, rcpt_to, subject, message_id, reason, raw, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(q.mail_from)
+        .bind(super::join_lines(q.rcpt_to))
+        .bind(q.subject)
+        .bind(q.message_id)
+        .bind(q.reason)
+        .bind(q.raw)
+        .bind(now_ms())
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn quarantine_list(&self) -> Result<Vec<QuarantineRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, mail_from, rcpt_to, subject, message_id, reason, received_at FROM quarantine ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+}

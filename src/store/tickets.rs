@@ -1,0 +1,202 @@
+//! Tickets: the public ID (`IDSOLICITACAOSERVICO`), one column per template
+//! key, the requester, the technicians, and the per-ticket thread identity
+//! (root Message-ID, Outlook Thread-Index head and Thread-Topic).
+
+use sqlx::{AssertSqlSafe, FromRow};
+
+use super::{Store, StoreError, Tx, now_ms};
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct Ticket {
+    pub id: i64,
+    pub requester: String,
+    pub contact_name: String,
+    pub registered_by: String,
+    pub opened_at_text: String,
+    pub demand: String,
+    pub service: String,
+    pub related_service: String,
+    pub portfolio: String,
+    pub category: String,
+    pub time_spent_date: String,
+    pub time_spent_hours: String,
+    pub technicians: String,
+    pub thread_root: String,
+    pub thread_index: String,
+    pub thread_topic: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Ticket {
+    pub fn technician_list(&self) -> Vec<String> {
+        super::split_lines(&self.technicians)
+    }
+}
+
+/// Fields of `ticket upsert`; None leaves a stored value as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFields {
+    pub requester: Option<String>,
+    pub contact_name: Option<String>,
+    pub registered_by: Option<String>,
+    pub opened_at_text: Option<String>,
+    pub demand: Option<String>,
+    pub service: Option<String>,
+    pub related_service: Option<String>,
+    pub portfolio: Option<String>,
+    pub category: Option<String>,
+    pub time_spent_date: Option<String>,
+    pub time_spent_hours: Option<String>,
+    /// Replaces the technician list when Some.
+    pub technicians: Option<Vec<String>>,
+}
+
+const COLUMNS: &str = "id, requester, contact_name, registered_by, opened_at_text, demand, service, \
+    related_service, portfolio, category, time_spent_date, time_spent_hours, technicians, \
+    thread_root, thread_index, thread_topic, status, created_at, updated_at";
+
+impl Store {
+    pub async fn ticket_get(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM tickets WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Creates the ticket or updates the given fields. A new ticket gets its
+    /// thread identity here, once, so every later mail threads under it.
+    /// Returns true when the ticket was created.
+    pub async fn ticket_upsert(
+        &self,
+        id: i64,
+        f: &TicketFields,
+        thread_root: &str,
+        thread_index: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let existing: Option<Ticket> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM tickets WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now = now_ms();
+        let created = existing.is_none();
+        let base = existing.unwrap_or_else(|| Ticket {
+            id,
+            requester: String::new(),
+            contact_name: String::new(),
+            registered_by: String::new(),
+            opened_at_text: String::new(),
+            demand: String::new(),
+            service: String::new(),
+            related_service: String::new(),
+            portfolio: String::new(),
+            category: String::new(),
+            time_spent_date: String::new(),
+            time_spent_hours: String::new(),
+            technicians: String::new(),
+            thread_root: thread_root.to_owned(),
+            thread_index: thread_index.to_owned(),
+            thread_topic: String::new(),
+            status: "open".into(),
+            created_at: now,
+            updated_at: now,
+        });
+        let pick = |new: &Option<String>, old: String| new.clone().unwrap_or(old);
+        let t = Ticket {
+            requester: pick(&f.requester, base.requester),
+            contact_name: pick(&f.contact_name, base.contact_name),
+            registered_by: pick(&f.registered_by, base.registered_by),
+            opened_at_text: pick(&f.opened_at_text, base.opened_at_text),
+            demand: pick(&f.demand, base.demand),
+            service: pick(&f.service, base.service),
+            related_service: pick(&f.related_service, base.related_service),
+            portfolio: pick(&f.portfolio, base.portfolio),
+            category: pick(&f.category, base.category),
+            time_spent_date: pick(&f.time_spent_date, base.time_spent_date),
+            time_spent_hours: pick(&f.time_spent_hours, base.time_spent_hours),
+            technicians: f
+                .technicians
+                .as_ref()
+                .map(|v| super::join_lines(v))
+                .unwrap_or(base.technicians),
+            updated_at: now,
+            ..base
+        };
+        sqlx::query(
+            "INSERT INTO tickets (id, requester, contact_name, registered_by, opened_at_text, demand, service, \
+             related_service, portfolio, category, time_spent_date, time_spent_hours, technicians, \
+             thread_root, thread_index, thread_topic, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             ON CONFLICT (id) DO UPDATE SET requester = excluded.requester, contact_name = excluded.contact_name, \
+             registered_by = excluded.registered_by, opened_at_text = excluded.opened_at_text, \
+             demand = excluded.demand, service = excluded.service, related_service = excluded.related_service, \
+             portfolio = excluded.portfolio, category = excluded.category, \
+             time_spent_date = excluded.time_spent_date, time_spent_hours = excluded.time_spent_hours, \
+             technicians = excluded.technicians, updated_at = excluded.updated_at",
+        )
+        .bind(t.id)
+        .bind(&t.requester)
+        .bind(&t.contact_name)
+        .bind(&t.registered_by)
+        .bind(&t.opened_at_text)
+        .bind(&t.demand)
+        .bind(&t.service)
+        .bind(&t.related_service)
+        .bind(&t.portfolio)
+        .bind(&t.category)
+        .bind(&t.time_spent_date)
+        .bind(&t.time_spent_hours)
+        .bind(&t.technicians)
+        .bind(&t.thread_root)
+        .bind(&t.thread_index)
+        .bind(&t.thread_topic)
+        .bind(&t.status)
+        .bind(t.created_at)
+        .bind(t.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Records the Thread-Topic the first time a mail goes out on the ticket,
+    /// so later mails keep the same topic even if ticket fields change.
+    pub async fn ticket_set_topic_once(
+        tx: &mut Tx,
+        id: i64,
+        topic: &str,
+    ) -> Result<String, StoreError> {
+        sqlx::query("UPDATE tickets SET thread_topic = $1 WHERE id = $2 AND thread_topic = ''")
+            .bind(topic)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(
+            sqlx::query_scalar("SELECT thread_topic FROM tickets WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?,
+        )
+    }
+
+    /// The ticket whose thread root is one of `ids`, if any.
+    pub async fn ticket_by_thread_root(&self, ids: &[String]) -> Result<Option<i64>, StoreError> {
+        for id in ids {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM tickets WHERE thread_root = $1")
+                    .bind(id)
+                    .fetch_optional(self.pool())
+                    .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,136 @@
+//! The outbound path against a real SMTP relay on loopback: a relay that is
+//! down at first gets the mail once it is up (after a retry, exactly once);
+//! a relay that refuses with 5xx fails the row with its reason, no retries.
+
+mod support;
+
+use std::time::Duration;
+
+use mensageria::config::Config;
+use mensageria::gateway::Gateway;
+use mensageria::outbound;
+use mensageria::store::Store;
+use mensageria::store::tickets::TicketFields;
+use support::sink::{Sink, free_port};
+use support::{Db, TestDb, wait_until};
+
+async fn seed(store: &Store) {
+    let id = store
+        .template_add("t", "Chamado ${IDSOLICITACAOSERVICO}", "${MENSAGEM}", None)
+        .await
+        .unwrap()
+        .unwrap();
+    store.param_set(417, &id.to_string()).await.unwrap();
+    let f = TicketFields {
+        requester: Some("ana@cliente.example".into()),
+        ..Default::default()
+    };
+    store
+        .ticket_upsert(5, &f, "<ticket.5.x@gw.test>", "AQ==")
+        .await
+        .unwrap();
+}
+
+async fn queue_one(gw: &Gateway, cfg: &Config) -> i64 {
+    let q = outbound::technician_reply(&gw.store, cfg, 5, "tec@suporte.example", "Olá")
+        .await
+        .unwrap();
+    gw.wake.notify_one();
+    q.outbox_id
+}
+
+async fn relay_down_then_up_delivers_once(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let port = free_port();
+    let cfg = support::config(&tdb.url, port);
+    let gw = Gateway::start(cfg.clone()).await.unwrap();
+    seed(&gw.store).await;
+    let id = queue_one(&gw, &cfg).await;
+    // Connection refused: the row goes back to the queue with the reason.
+    let row = wait_until(
+        "a failed first attempt",
+        Duration::from_secs(10),
+        || async {
+            let r = gw.store.outbox_get(id).await.unwrap().unwrap();
+            (r.attempts >= 1 && r.state == "queued").then_some(r)
+        },
+    )
+    .await;
+    assert!(row.last_error.is_some(), "{row:?}");
+    let sink = Sink::start_on(port, None).await;
+    let row = wait_until(
+        "delivery after the relay is up",
+        Duration::from_secs(15),
+        || async {
+            let r = gw.store.outbox_get(id).await.unwrap().unwrap();
+            (r.state == "sent").then_some(r)
+        },
+    )
+    .await;
+    assert!(row.attempts >= 2, "delivered after a retry: {row:?}");
+    assert!(row.last_error.is_none());
+    // Exactly once, even after more polling rounds.
+    gw.wake.notify_one();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(*sink.attempts.lock().unwrap(), 1);
+    gw.stop(Duration::from_secs(5)).await;
+}
+
+async fn permanent_refusal_fails_with_reason(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let sink = Sink::start_on(0, Some("554 5.7.1 Recipient rejected by policy")).await;
+    let cfg = support::config(&tdb.url, sink.addr.port());
+    let gw = Gateway::start(cfg.clone()).await.unwrap();
+    seed(&gw.store).await;
+    let id = queue_one(&gw, &cfg).await;
+    let row = wait_until("the row to fail", Duration::from_secs(10), || async {
+        let r = gw.store.outbox_get(id).await.unwrap().unwrap();
+        (r.state == "failed").then_some(r)
+    })
+    .await;
+    assert_eq!(row.attempts, 1, "a 5xx is not retried: {row:?}");
+    let err = row.last_error.unwrap();
+    assert!(err.contains("Recipient rejected by policy"), "{err}");
+    assert_eq!(*sink.attempts.lock().unwrap(), 1);
+    gw.stop(Duration::from_secs(5)).await;
+}
+
+async fn missing_template_fails_the_row(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let cfg = support::config(&tdb.url, free_port());
+    let store = Store::connect(&tdb.url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    let f = TicketFields {
+        requester: Some("ana@cliente.example".into()),
+        ..Default::default()
+    };
+    store
+        .ticket_upsert(5, &f, "<ticket.5.y@gw.test>", "AQ==")
+        .await
+        .unwrap();
+    let err = outbound::technician_reply(&store, &cfg, 5, "tec@suporte.example", "Olá")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("parameter 417"), "{err}");
+    let rows = store.outbox_list().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, "failed");
+    assert!(
+        rows[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("parameter 417")
+    );
+    assert!(
+        store.messages_of_ticket(5).await.unwrap().is_empty(),
+        "nothing half-sent on the thread"
+    );
+}
+
+both_databases!(
+    relay_down_then_up_delivers_once,
+    permanent_refusal_fails_with_reason,
+    missing_template_fails_the_row,
+);

@@ -1,0 +1,189 @@
+//! Test support: real databases (an SQLite file, a fresh PostgreSQL
+//! database), a raw SMTP client, a loopback relay sink, the CLI binary, and
+//! polling with a deadline.
+#![allow(dead_code)]
+
+pub mod client;
+pub mod sink;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use mensageria::config::Config;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// The server the PostgreSQL tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("MENSAGERIA_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A database of its own for one test; dropped with it.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    pub async fn new(kind: Db) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match kind {
+            Db::Sqlite => TestDb {
+                url: format!(
+                    "sqlite://{}",
+                    dir.path().join("var/mensageria.db").display()
+                ),
+                dir,
+                pg_name: None,
+            },
+            Db::Postgres => {
+                use sqlx::Connection;
+                let name = format!(
+                    "mtest_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    rand::random::<u32>()
+                );
+                let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432 (set MENSAGERIA_TEST_PG)");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let mut url = url::Url::parse(&pg_admin_url()).unwrap();
+                url.set_path(&name);
+                TestDb {
+                    url: url.to_string(),
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside async: a short-lived thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut c) = sqlx::PgConnection::connect(&pg_admin_url()).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub const LOCAL_DOMAIN: &str = "suporte.example";
+pub const GATEWAY: &str = "chamados@suporte.example";
+
+/// A config for tests: listener on an ephemeral loopback port, quick retries.
+pub fn config(db_url: &str, relay_port: u16) -> Config {
+    let mut c = Config::default();
+    c.database.url = db_url.to_owned();
+    c.database.max_connections = 4;
+    c.smtp.listen = mensageria::config::Listen::One("127.0.0.1:0".into());
+    c.smtp.hostname = "gw.test".into();
+    c.smtp.local_domains = vec![LOCAL_DOMAIN.into()];
+    c.mail.from = GATEWAY.into();
+    c.mail.from_name = "Central de Serviços".into();
+    c.relay.url = format!("smtp://127.0.0.1:{relay_port}");
+    c.relay.retry_initial_ms = 200;
+    c.relay.retry_max_secs = 1;
+    c.relay.poll_interval_ms = 50;
+    c.relay.timeout_secs = 5;
+    c.relay.max_attempts = 5;
+    c
+}
+
+/// The same config as a TOML file for the CLI binary.
+pub fn write_config(dir: &Path, c: &Config) -> PathBuf {
+    let path = dir.join("mensageria.toml");
+    let text = format!(
+        "[database]\nurl = {:?}\n[smtp]\nlisten = \"127.0.0.1:0\"\nhostname = {:?}\nlocal_domains = [{:?}]\n\
+         [mail]\nfrom = {:?}\nfrom_name = {:?}\n[relay]\nurl = {:?}\n",
+        c.database.url, c.smtp.hostname, LOCAL_DOMAIN, c.mail.from, c.mail.from_name, c.relay.url
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs the built binary with `--config`.
+pub fn cli(config: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mensageria"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mensageria")
+}
+
+/// Runs the binary and insists on success; returns stdout.
+pub fn cli_ok(config: &Path, args: &[&str]) -> String {
+    let out = cli(config, args);
+    assert!(
+        out.status.success(),
+        "mensageria {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs an async test body once per database.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(crate::support::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(crate::support::Db::Postgres).await
+            }
+        }
+    )*};
+}

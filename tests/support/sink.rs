@@ -1,0 +1,145 @@
+//! A relay on loopback for the outbound path: a small SMTP server that
+//! records what it accepts, or refuses everything with a chosen reply.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone)]
+pub struct Sink {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+    /// Transactions that reached end of data (accepted or not).
+    pub attempts: Arc<Mutex<u32>>,
+}
+
+impl Sink {
+    /// Accepts every message.
+    pub async fn start() -> Sink {
+        Self::start_on(0, None).await
+    }
+
+    /// On a given port; with `refuse`, every end of data gets that reply.
+    pub async fn start_on(port: u16, refuse: Option<&'static str>) -> Sink {
+        let l = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind sink");
+        let sink = Sink {
+            addr: l.local_addr().unwrap(),
+            received: Arc::default(),
+            attempts: Arc::default(),
+        };
+        let s = sink.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = l.accept().await {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let _ = s.session(stream, refuse).await;
+                });
+            }
+        });
+        sink
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    async fn session(
+        &self,
+        stream: tokio::net::TcpStream,
+        refuse: Option<&str>,
+    ) -> std::io::Result<()> {
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        w.write_all(b"220 sink.test ESMTP\r\n").await?;
+        let mut cur = Received {
+            mail_from: String::new(),
+            rcpt_to: Vec::new(),
+            data: Vec::new(),
+        };
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line).await? == 0 {
+                return Ok(());
+            }
+            let text = String::from_utf8_lossy(&line).trim_end().to_string();
+            let upper = text.to_ascii_uppercase();
+            let reply: &[u8] = if upper.starts_with("EHLO") {
+                b"250-sink.test\r\n250 8BITMIME\r\n"
+            } else if upper.starts_with("HELO")
+                || upper.starts_with("RSET")
+                || upper.starts_with("NOOP")
+            {
+                b"250 ok\r\n"
+            } else if upper.starts_with("MAIL FROM:") {
+                cur.mail_from = addr_of(&text);
+                cur.rcpt_to.clear();
+                b"250 ok\r\n"
+            } else if upper.starts_with("RCPT TO:") {
+                cur.rcpt_to.push(addr_of(&text));
+                b"250 ok\r\n"
+            } else if upper == "DATA" {
+                w.write_all(b"354 go on\r\n").await?;
+                cur.data.clear();
+                loop {
+                    line.clear();
+                    if r.read_until(b'\n', &mut line).await? == 0 {
+                        return Ok(());
+                    }
+                    if line == b".\r\n" {
+                        break;
+                    }
+                    let l = if line.starts_with(b"..") {
+                        &line[1..]
+                    } else {
+                        &line[..]
+                    };
+                    cur.data.extend_from_slice(l);
+                }
+                *self.attempts.lock().unwrap() += 1;
+                match refuse {
+                    Some(r) => {
+                        w.write_all(format!("{r}\r\n").as_bytes()).await?;
+                        continue;
+                    }
+                    None => {
+                        self.received.lock().unwrap().push(cur.clone());
+                        b"250 2.0.0 queued\r\n"
+                    }
+                }
+            } else if upper == "QUIT" {
+                w.write_all(b"221 bye\r\n").await?;
+                return Ok(());
+            } else {
+                b"502 not here\r\n"
+            };
+            w.write_all(reply).await?;
+        }
+    }
+}
+
+fn addr_of(line: &str) -> String {
+    let start = line.find('<').map(|i| i + 1).unwrap_or(0);
+    let end = line[start..]
+        .find('>')
+        .map(|i| i + start)
+        .unwrap_or(line.len());
+    line[start..end].to_owned()
+}
+
+/// A loopback port with nobody listening on it (yet).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
