@@ -201,9 +201,11 @@ fn anchored(pre: (&[String], bool), suf: (&[String], bool), or_end: bool) -> Str
     match suf.0.last() {
         None => re.push_str("(?:[^0-9]|$)"),
         Some(last) => {
-            let b = (suf.1 && wordy(last.chars().last()))
-                .then_some(r"\b")
-                .unwrap_or("");
+            let b = if suf.1 && wordy(last.chars().last()) {
+                r"\b"
+            } else {
+                ""
+            };
             // A subject cut short (or an empty value after the ID) loses the
             // suffix; with a prefix in front, the end of the subject will do.
             let alt = if or_end { "|$" } else { "" };
@@ -277,12 +279,12 @@ mod tests {
     const NONE: Option<i64> = None;
 
     fn matcher(spec: &str) -> SubjectMatcher {
-        match spec {
-            FB => SubjectMatcher::fallback(),
-            _ if spec.starts_with("regex:") => {
-                SubjectMatcher::from_regex(&spec[6..]).expect("test regex")
-            }
-            _ => SubjectMatcher::from_template(spec).expect("test template"),
+        if spec == FB {
+            return SubjectMatcher::fallback();
+        }
+        match spec.strip_prefix("regex:") {
+            Some(re) => SubjectMatcher::from_regex(re).expect("test regex"),
+            None => SubjectMatcher::from_template(spec).expect("test template"),
         }
     }
 
