@@ -1,6 +1,8 @@
 //! Logging through tracing to stderr: human text or JSON lines, filtered
 //! by `RUST_LOG` when set, else by `[log] filter`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
