@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -49,13 +49,13 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let inbound = Arc::new(Inbound::new(store.clone(), cfg.clone(), wake.clone()));
-        let sessions = Arc::new(Semaphore::new(cfg.smtp.max_sessions));
+        let limits = listener::limits::Limits::new(cfg.smtp.max_sessions, cfg.smtp.max_sessions_per_ip);
         for l in listeners {
             tracker.spawn(listener::serve(
                 l,
                 cfg.clone(),
                 inbound.clone(),
-                sessions.clone(),
+                limits.clone(),
                 shutdown.clone(),
                 tracker.clone(),
             ));

@@ -3,6 +3,7 @@
 //! answered inline with 421 (the accept loop never blocks), bounded lines and
 //! messages, timeouts, and a stop signal every session hears.
 
+pub mod limits;
 pub mod policy;
 pub mod reply;
 pub mod session;
@@ -12,7 +13,6 @@ use std::sync::Arc;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -51,7 +51,7 @@ pub async fn serve(
     listener: TcpListener,
     cfg: Arc<Config>,
     inbound: Arc<Inbound>,
-    sessions: Arc<Semaphore>,
+    limits: Arc<limits::Limits>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -75,14 +75,16 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = sessions.clone().try_acquire_owned() else {
-            tracker.spawn(async move {
-                let (code, text) = reply::TOO_MANY_SESSIONS;
-                let _ = stream.write_all(&reply::line(code, text)).await;
-                let _ = stream.shutdown().await;
-                tracing::warn!(peer = %peer, code, "session refused: too many sessions");
-            });
-            continue;
+        let permit = match limits.enter(peer.ip()) {
+            Ok(p) => p,
+            Err((code, text)) => {
+                tracker.spawn(async move {
+                    let _ = stream.write_all(&reply::line(code, text)).await;
+                    let _ = stream.shutdown().await;
+                    tracing::warn!(peer = %peer, code, reason = text, "session refused");
+                });
+                continue;
+            }
         };
         let ctx = ctx.clone();
         let span = tracing::info_span!("smtp", peer = %peer);

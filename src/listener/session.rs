@@ -149,14 +149,20 @@ where
     let mut line = Vec::with_capacity(1024);
     let mut errors = 0u32;
     let mut data_line_too_long = false;
+    let mut data_deadline: Option<Instant> = None;
     loop {
         let in_data = txn.lock().in_data;
+        // Idle time is bounded per line; the DATA phase as a whole has its
+        // own deadline, so a client trickling bytes cannot hold a session.
         let limit = if in_data {
-            cfg.data_timeout()
+            let deadline = *data_deadline.get_or_insert_with(|| Instant::now() + cfg.data_timeout());
+            cfg.idle_timeout().min(deadline.saturating_duration_since(Instant::now()))
         } else {
+            data_deadline = None;
             cfg.idle_timeout()
         };
-        let read = read_line(&mut r, &mut line, cfg.smtp.max_line_length, in_data);
+        let max = if in_data { cfg.smtp.max_line_length } else { cfg.smtp.max_command_length };
+        let read = read_line(&mut r, &mut line, max, in_data);
         let result = tokio::select! {
             res = tokio::time::timeout(limit, read) => res,
             // Between transactions a stop closes the session at once;
