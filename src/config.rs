@@ -27,7 +27,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -35,19 +35,33 @@ pub struct Config {
     pub mail: MailConfig,
     pub relay: RelayConfig,
     pub inbound: InboundConfig,
+    pub tls: TlsConfig,
     pub log: LogConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain and private key; with both set, STARTTLS is
+    /// offered on every listener. Re-read on SIGHUP.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Extra listeners that speak TLS from the first byte (port 465 style).
+    pub implicit_listen: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite://var/mensageria.db` or `postgres://user@host/db`.
     pub url: String,
     pub max_connections: u32,
+    /// Seconds a query waits for a connection; past it the client gets 451.
+    pub acquire_timeout_secs: u64,
 }
 
 /// A listen address may be written as one string or a list of strings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(untagged)]
 pub enum Listen {
     One(String),
@@ -63,7 +77,7 @@ impl Listen {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
     pub listen: Listen,
@@ -74,13 +88,22 @@ pub struct SmtpConfig {
     pub max_message_size: usize,
     pub max_recipients: usize,
     pub max_sessions: usize,
+    /// Concurrent sessions from one client address.
+    pub max_sessions_per_ip: usize,
+    /// Longest command line (RFC 5321 4.5.3.1.4: 512 octets; a margin for
+    /// sloppy clients).
+    pub max_command_length: usize,
+    /// Longest line inside DATA (RFC 5321: 1000 octets with CRLF).
     pub max_line_length: usize,
     pub idle_timeout_secs: u64,
+    /// Deadline for the whole DATA phase of one message.
     pub data_timeout_secs: u64,
     pub max_errors: u32,
+    /// On SIGTERM, how long sessions inside DATA and mail in hand may take.
+    pub drain_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
     /// The gateway's own address: From of outbound mail and the Reply-To that
@@ -90,7 +113,7 @@ pub struct MailConfig {
     pub from_name: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelayConfig {
     /// `smtp://host:port` (plain, or STARTTLS with `?tls=required`),
@@ -112,7 +135,7 @@ pub struct RelayConfig {
     pub lease_secs: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Unmatched {
     /// Accept (250) and keep the mail in quarantine with the reason.
@@ -121,23 +144,37 @@ pub enum Unmatched {
     Reject,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// What a requester's reply to a closed ticket does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClosedTicket {
+    /// Store it, reopen the ticket and notify the technicians as usual.
+    Reopen,
+    /// Store it, keep the ticket closed, notify nobody, and send the sender
+    /// one automatic reply (RFC 3834) saying the ticket is closed.
+    Keep,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
     pub unmatched: Unmatched,
     /// Regex with one capture group for the ticket ID; overrides the pattern
     /// derived from the subject of template 417.
     pub subject_pattern: Option<String>,
+    /// `reopen` (default) or `keep`; any other value is refused when the
+    /// file is parsed, with its line.
+    pub closed_ticket: ClosedTicket,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `RUST_LOG` syntax; the environment variable wins when set.
@@ -153,6 +190,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             relay: RelayConfig::default(),
             inbound: InboundConfig::default(),
+            tls: TlsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -163,6 +201,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: "sqlite://var/mensageria.db".into(),
             max_connections: 8,
+            acquire_timeout_secs: 5,
         }
     }
 }
@@ -176,12 +215,13 @@ impl Default for SmtpConfig {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 50,
             max_sessions: 1000,
-            // RFC 5321 4.5.3.1.4: 512 octets for a command line; data lines
-            // are 1000. Both carry a margin for sloppy clients.
-            max_line_length: 4096,
+            max_sessions_per_ip: 20,
+            max_command_length: 2048,
+            max_line_length: 8192,
             idle_timeout_secs: 300,
             data_timeout_secs: 600,
             max_errors: 10,
+            drain_timeout_secs: 30,
         }
     }
 }
@@ -217,6 +257,7 @@ impl Default for InboundConfig {
         InboundConfig {
             unmatched: Unmatched::Quarantine,
             subject_pattern: None,
+            closed_ticket: ClosedTicket::Reopen,
         }
     }
 }
@@ -300,10 +341,14 @@ impl Config {
             ("smtp.max_message_size", self.smtp.max_message_size),
             ("smtp.max_recipients", self.smtp.max_recipients),
             ("smtp.max_sessions", self.smtp.max_sessions),
+            ("smtp.max_sessions_per_ip", self.smtp.max_sessions_per_ip),
         ] {
             if v == 0 {
                 p.push(format!("{key}: must be at least 1"));
             }
+        }
+        if self.smtp.max_command_length < 512 {
+            p.push("smtp.max_command_length: must be at least 512 (RFC 5321 4.5.3.1.4)".into());
         }
         if self.smtp.max_line_length < 1002 {
             p.push("smtp.max_line_length: must be at least 1002 (RFC 5321 allows 1000-octet lines plus CRLF)".into());
@@ -333,6 +378,25 @@ impl Config {
                 p.push(format!("inbound.subject_pattern: {e}"));
             }
         }
+        match (&self.tls.cert_file, &self.tls.key_file) {
+            (Some(c), Some(k)) => {
+                for (key, f) in [("tls.cert_file", c), ("tls.key_file", k)] {
+                    if let Err(e) = std::fs::metadata(f) {
+                        p.push(format!("{key}: {}: {e}", f.display()));
+                    }
+                }
+            }
+            (None, None) if !self.tls.implicit_listen.is_empty() => {
+                p.push("tls.implicit_listen: needs tls.cert_file and tls.key_file".into());
+            }
+            (None, None) => {}
+            _ => p.push("tls: set both cert_file and key_file, or neither".into()),
+        }
+        for a in &self.tls.implicit_listen {
+            if a.parse::<SocketAddr>().is_err() {
+                p.push(format!("tls.implicit_listen: {a:?} is not an IP:port address"));
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
             p.push(format!(
                 "log.filter: {:?} is not a valid filter",
@@ -348,6 +412,10 @@ impl Config {
 
     pub fn data_timeout(&self) -> Duration {
         Duration::from_secs(self.smtp.data_timeout_secs)
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs(self.smtp.drain_timeout_secs)
     }
 
     /// True when `domain` (of a recipient) is one of ours, ignoring case.
@@ -373,6 +441,18 @@ mod tests {
         let err = Config::parse("[smtp]\nlisten = \"127.0.0.1:25\"\nlistne = 1\n").unwrap_err();
         assert!(err.starts_with("line 3:"), "{err}");
         assert!(err.contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn closed_ticket_policy() {
+        assert_eq!(
+            Config::default().inbound.closed_ticket,
+            ClosedTicket::Reopen
+        );
+        let c = Config::parse("[inbound]\nclosed_ticket = \"keep\"\n").unwrap();
+        assert_eq!(c.inbound.closed_ticket, ClosedTicket::Keep);
+        let err = Config::parse("[inbound]\nclosed_ticket = \"ignore\"\n").unwrap_err();
+        assert!(err.starts_with("line 2:") && err.contains("ignore"), "{err}");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum StartError {
     Listen(#[from] ListenError),
     #[error(transparent)]
     Relay(#[from] RelayError),
+    #[error(transparent)]
+    Tls(#[from] listener::tls::TlsError),
 }
 
 pub struct Gateway {
@@ -31,6 +33,8 @@ pub struct Gateway {
     pub smtp_addrs: Vec<SocketAddr>,
     /// Wakes the relay worker (new mail queued in this process).
     pub wake: Arc<Notify>,
+    /// The listener's certificate, reloadable (SIGHUP).
+    pub tls: Option<Arc<listener::tls::Tls>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -40,9 +44,18 @@ impl Gateway {
     /// tasks. Returns once the listeners are bound: mail can be sent.
     pub async fn start(cfg: Config) -> Result<Gateway, StartError> {
         let cfg = Arc::new(cfg);
-        let store = Store::connect(&cfg.database.url, cfg.database.max_connections).await?;
+        let store = Store::connect_with(
+            &cfg.database.url,
+            cfg.database.max_connections,
+            Duration::from_secs(cfg.database.acquire_timeout_secs.max(1)),
+        )
+        .await?;
         store.migrate().await?;
         let transport = relay::transport(&cfg.relay, &cfg.smtp.hostname)?;
+        let tls = match (&cfg.tls.cert_file, &cfg.tls.key_file) {
+            (Some(c), Some(k)) => Some(listener::tls::Tls::new(c, k)?),
+            _ => None,
+        };
         let listeners = listener::bind(&cfg).await?;
         let smtp_addrs = listener::local_addrs(&listeners);
         let wake = Arc::new(Notify::new());
@@ -53,6 +66,7 @@ impl Gateway {
         for l in listeners {
             tracker.spawn(listener::serve(
                 l,
+                tls.clone(),
                 cfg.clone(),
                 inbound.clone(),
                 limits.clone(),
@@ -62,7 +76,7 @@ impl Gateway {
         }
         let worker = relay::Worker {
             store: store.clone(),
-            cfg: cfg.relay.clone(),
+            cfg: cfg.clone(),
             transport,
             owner: format!(
                 "{}:{}:{:08x}",
@@ -79,6 +93,7 @@ impl Gateway {
             store,
             smtp_addrs,
             wake,
+            tls,
             shutdown,
             tracker,
         })

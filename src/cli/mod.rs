@@ -4,7 +4,9 @@
 
 pub mod output;
 pub mod queue;
+pub mod replay;
 pub mod serve;
+pub mod stats;
 pub mod template;
 pub mod ticket;
 
@@ -61,6 +63,13 @@ pub enum Command {
     /// Inbound mail that found no ticket.
     #[command(subcommand)]
     Quarantine(queue::QuarantineCmd),
+    /// Inbound and outbound counts over the last hour and day.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain the inbound decision on a stored message, writing nothing.
+    Replay(replay::ReplayArgs),
 }
 
 /// Exit code for an error: configuration problems get [`EXIT_CONFIG`].
@@ -98,7 +107,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Template(c) => template::template(&open_migrated(&cfg).await?, &cfg, c).await,
         Command::Ticket(c) => ticket::ticket(&open_migrated(&cfg).await?, &cfg, c).await,
         Command::Queue(c) => queue::queue(&open_migrated(&cfg).await?, c).await,
-        Command::Quarantine(c) => queue::quarantine(&open_migrated(&cfg).await?, c).await,
+        Command::Quarantine(c) => queue::quarantine(&open_migrated(&cfg).await?, &cfg, c).await,
+        Command::Stats { json } => stats::stats(&open_migrated(&cfg).await?, json).await,
+        Command::Replay(a) => replay::replay(&open_migrated(&cfg).await?, &cfg, a).await,
     }
 }
 

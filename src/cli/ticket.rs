@@ -1,5 +1,5 @@
-//! `mensageria ticket …`: create or update a ticket, show its thread, and
-//! send a technician's message to the requester.
+//! `mensageria ticket …`: create or update a ticket, show its thread, send
+//! a technician's message to the requester, close and reopen it.
 
 use std::path::PathBuf;
 
@@ -38,6 +38,10 @@ pub enum TicketCmd {
         #[arg(long)]
         body_file: Option<PathBuf>,
     },
+    /// Mark the ticket closed; replies follow `[inbound] closed_ticket`.
+    Close { id: i64 },
+    /// Mark a closed ticket open again.
+    Reopen { id: i64 },
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +95,8 @@ struct ThreadJson {
 
 #[derive(Serialize)]
 struct MessageJson {
+    /// For `replay ID --message`.
+    id: i64,
     direction: String,
     from: String,
     to: Vec<String>,
@@ -111,6 +117,8 @@ pub async fn ticket(store: &Store, cfg: &Config, cmd: TicketCmd) -> anyhow::Resu
     match cmd {
         TicketCmd::Upsert(a) => upsert(store, cfg, a).await,
         TicketCmd::Show { id, json } => show(store, id, json).await,
+        TicketCmd::Close { id } => set_status(store, id, "closed").await,
+        TicketCmd::Reopen { id } => set_status(store, id, "open").await,
         TicketCmd::Reply {
             id,
             from,
@@ -129,6 +137,22 @@ pub async fn ticket(store: &Store, cfg: &Config, cmd: TicketCmd) -> anyhow::Resu
             Ok(())
         }
     }
+}
+
+async fn set_status(store: &Store, id: i64, status: &str) -> anyhow::Result<()> {
+    let t = store
+        .ticket_get(id)
+        .await?
+        .with_context(|| format!("ticket {id} does not exist"))?;
+    if t.status == status {
+        println!("ticket {id} is already {status}");
+        return Ok(());
+    }
+    if !store.ticket_set_status(id, status).await? {
+        bail!("ticket {id} does not exist");
+    }
+    println!("ticket {id} {}", if status == "open" { "reopened" } else { "closed" });
+    Ok(())
 }
 
 async fn upsert(store: &Store, cfg: &Config, a: UpsertArgs) -> anyhow::Result<()> {
@@ -185,6 +209,7 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
             messages: msgs
                 .into_iter()
                 .map(|m| MessageJson {
+                    id: m.id,
                     direction: m.direction,
                     from: m.author,
                     to: crate::store::split_lines(&m.recipients),

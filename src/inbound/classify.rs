@@ -1,6 +1,6 @@
 //! Tells a person's reply from a robot's: bounces (null reverse path,
 //! multipart/report) and auto-replies (RFC 3834 Auto-Submitted, the common
-//! X-Autoreply headers, bulk/list Precedence). A robot's mail is never
+//! X-Autoreply headers) and list or bulk mail (List-Id, Precedence). A robot's mail is never
 //! threaded as the requester's words, and never notified (no mail loops).
 
 use mail_parser::{HeaderValue, Message, MimeHeaders};
@@ -10,6 +10,20 @@ pub enum Kind {
     Person,
     Bounce,
     AutoReply,
+    /// Mailing-list or bulk mail (List-Id, List-Unsubscribe, Precedence).
+    List,
+}
+
+impl Kind {
+    /// Why a robot's mail is quarantined, in the row and the log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Kind::Person => "",
+            Kind::Bounce => "a delivery status notification (bounce), not a reply",
+            Kind::AutoReply => "an automatic reply (out of office or similar), not a reply",
+            Kind::List => "mailing-list or bulk mail, not a reply",
+        }
+    }
 }
 
 fn header_text<'a>(msg: &'a Message<'_>, name: &'static str) -> Option<&'a str> {
@@ -45,12 +59,15 @@ pub fn classify(mail_from: &str, msg: &Message<'_>) -> Kind {
     {
         return Kind::AutoReply;
     }
-    if header_text(msg, "Precedence").is_some_and(|v| {
-        ["bulk", "junk", "list", "auto_reply"]
-            .iter()
-            .any(|p| v.trim().eq_ignore_ascii_case(p))
-    }) {
+    let precedence = header_text(msg, "Precedence").map(str::trim).unwrap_or("");
+    if precedence.eq_ignore_ascii_case("auto_reply") {
         return Kind::AutoReply;
+    }
+    if ["bulk", "junk", "list"].iter().any(|p| precedence.eq_ignore_ascii_case(p))
+        || msg.header("List-Id").is_some()
+        || msg.header("List-Unsubscribe").is_some()
+    {
+        return Kind::List;
     }
     Kind::Person
 }
@@ -85,8 +102,9 @@ mod tests {
         );
         assert_eq!(
             kind("a@b", "Precedence: bulk\r\nSubject: x\r\n\r\nx"),
-            Kind::AutoReply
+            Kind::List
         );
+        assert_eq!(kind("a@b", "List-Id: <x.lists.example>\r\nSubject: RE: x\r\n\r\nx"), Kind::List);
         assert_eq!(
             kind(
                 "a@b",

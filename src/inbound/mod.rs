@@ -5,6 +5,7 @@
 //! the listener maps its `Outcome` to a reply.
 
 pub mod classify;
+pub mod extract;
 pub mod parse;
 pub mod subject;
 
@@ -17,6 +18,7 @@ use crate::config::{Config, Unmatched};
 use crate::outbound::{self, Notice, OutboundError};
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
+use crate::store::tickets::Ticket;
 use crate::store::{Store, StoreError};
 use subject::SubjectMatcher;
 
@@ -163,6 +165,23 @@ impl Inbound {
                 .unmatched(env, raw, &p.subject, &p.message_id, "the ticket vanished")
                 .await;
         };
+        self.store_reply(env, raw, p, ticket, Some(by), None).await
+    }
+
+    /// Stores `p` on `ticket` with the technicians' notification (or the
+    /// closed-ticket policy) in one transaction. `accept` calls it once the
+    /// ticket is found; `quarantine release` with the ticket an administrator
+    /// chose and the quarantine row to delete in the same commit.
+    pub async fn store_reply(
+        &self,
+        env: &Envelope,
+        raw: &[u8],
+        p: parse::Parsed,
+        ticket: Ticket,
+        by: Option<MatchedBy>,
+        release: Option<i64>,
+    ) -> Result<Outcome, InboundError> {
+        let ticket_id = ticket.id;
         let author = if p.from.is_empty() {
             &env.mail_from
         } else {
@@ -198,7 +217,21 @@ impl Inbound {
             subject: &p.subject,
             text: &p.text,
         };
-        let queued = outbound::queue_notification(&mut tx, &self.cfg, &ticket, &notice).await?;
+        // Closed-ticket policy (`[inbound] closed_ticket`), see outbound::closed.
+        let queued = if ticket.status == "closed" {
+            let incoming = outbound::closed::Incoming {
+                return_path: &env.mail_from,
+                message_id: &p.message_id,
+                thread_ids: &p.thread_ids,
+            };
+            outbound::closed::on_reply(&mut tx, &self.cfg, &ticket, &notice, &incoming).await?
+        } else {
+            outbound::queue_notification(&mut tx, &self.cfg, &ticket, &notice).await?
+        };
+        if let Some(q) = release {
+            // `quarantine release`: the held copy leaves in the same commit.
+            Store::quarantine_delete_tx(&mut tx, q).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         if queued.is_some() {
             self.wake.notify_one();

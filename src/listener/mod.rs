@@ -3,10 +3,12 @@
 //! answered inline with 421 (the accept loop never blocks), bounded lines and
 //! messages, timeouts, and a stop signal every session hears.
 
+pub mod framing;
 pub mod limits;
 pub mod policy;
 pub mod reply;
 pub mod session;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,35 +32,48 @@ pub enum ListenError {
     },
 }
 
-/// Binds every `[smtp] listen` address; fails before anything is served.
-pub async fn bind(cfg: &Config) -> Result<Vec<TcpListener>, ListenError> {
+/// A bound listener and whether its port speaks TLS from the first byte.
+pub struct Bound {
+    pub listener: TcpListener,
+    pub implicit_tls: bool,
+}
+
+/// Binds every `[smtp] listen` address and every `[tls] implicit_listen`
+/// one; fails before anything is served.
+pub async fn bind(cfg: &Config) -> Result<Vec<Bound>, ListenError> {
     let mut out = Vec::new();
-    for addr in cfg.smtp.listen.addresses() {
+    let plain = cfg.smtp.listen.addresses().into_iter().map(|a| (a, false));
+    let implicit = cfg.tls.implicit_listen.iter().cloned().map(|a| (a, true));
+    for (addr, implicit_tls) in plain.chain(implicit) {
         let l = TcpListener::bind(&addr)
             .await
             .map_err(|source| ListenError::Bind {
                 addr: addr.clone(),
                 source,
             })?;
-        out.push(l);
+        out.push(Bound { listener: l, implicit_tls });
     }
     Ok(out)
 }
 
 /// Serves one listener until `shutdown`; sessions are tracked by `tracker`
 /// so the caller can wait for them to drain.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
-    listener: TcpListener,
+    bound: Bound,
+    tls: Option<Arc<tls::Tls>>,
     cfg: Arc<Config>,
     inbound: Arc<Inbound>,
     limits: Arc<limits::Limits>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let Bound { listener, implicit_tls } = bound;
     let ctx = Arc::new(SessionCtx {
         cfg,
         inbound,
         shutdown: shutdown.clone(),
+        tls,
     });
     loop {
         let accepted = tokio::select! {
@@ -90,7 +105,17 @@ pub async fn serve(
         let span = tracing::info_span!("smtp", peer = %peer);
         tracker.spawn(
             async move {
-                if let Err(e) = session::run(stream, peer, &ctx).await {
+                let io: Box<dyn session::Io> = match (&ctx.tls, implicit_tls) {
+                    (Some(tls), true) => {
+                        let hs = tokio::time::timeout(ctx.cfg.idle_timeout(), tls.acceptor().accept(stream));
+                        match hs.await {
+                            Ok(Ok(s)) => Box::new(s),
+                            _ => return,
+                        }
+                    }
+                    _ => Box::new(stream),
+                };
+                if let Err(e) = session::run(io, peer, &ctx, implicit_tls).await {
                     tracing::debug!(error = %e, "session ended by i/o error");
                 }
                 drop(permit);
@@ -101,9 +126,6 @@ pub async fn serve(
 }
 
 /// Addresses actually bound (port 0 resolved), for logs and tests.
-pub fn local_addrs(listeners: &[TcpListener]) -> Vec<SocketAddr> {
-    listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .collect()
+pub fn local_addrs(listeners: &[Bound]) -> Vec<SocketAddr> {
+    listeners.iter().filter_map(|b| b.listener.local_addr().ok()).collect()
 }

@@ -15,8 +15,9 @@ pub fn greeting(host: &str) -> Vec<u8> {
 
 /// The EHLO answer: mailin's own list is replaced, since the limits (SIZE)
 /// and framing (PIPELINING) live in our session, not in mailin.
-pub fn ehlo(host: &str, max_size: usize) -> Vec<u8> {
-    format!("250-{host}\r\n250-PIPELINING\r\n250-SIZE {max_size}\r\n250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
+pub fn ehlo(host: &str, max_size: usize, starttls: bool) -> Vec<u8> {
+    let tls = if starttls { "250-STARTTLS\r\n" } else { "" };
+    format!("250-{host}\r\n250-PIPELINING\r\n250-SIZE {max_size}\r\n{tls}250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n")
         .into_bytes()
 }
 

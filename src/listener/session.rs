@@ -1,151 +1,83 @@
 //! One SMTP session: bytes, framing, limits and timeouts. mailin's `Session`
 //! owns the verbs and their order; this file owns everything that depends on
 //! what the client sends, so memory per session is bounded by config.
-//!
-//! Framing: a command ends at LF (a bare LF is tolerated there), but inside
-//! DATA a line ends only at CRLF, so `\n.\r\n` or `\r\n.\n` can never end the
-//! data early (SMTP smuggling); a message with bare CR or LF is refused.
+//! Framing rules are in `framing`; a message with a bare CR or LF is refused
+//! here, at end of data.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio_util::sync::CancellationToken;
 
+use super::framing::{Line, has_bare_line_end, is_ehlo, mail_params, read_line};
 use super::policy::{Policy, Shared};
+use super::tls::Tls;
 use super::reply;
 use crate::config::Config;
 use crate::inbound::{Envelope, Inbound, Outcome};
-
-/// How a line read ended.
-enum Line {
-    Complete,
-    /// Longer than the limit; the bytes past it were dropped.
-    TooLong,
-    Eof,
-}
-
-/// Reads one line into `buf` (terminator included), keeping at most `max`
-/// bytes. With `crlf_only`, an LF not preceded by CR does not end the line.
-async fn read_line<R: AsyncBufRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-    crlf_only: bool,
-) -> std::io::Result<Line> {
-    buf.clear();
-    let mut too_long = false;
-    loop {
-        let avail = r.fill_buf().await?;
-        if avail.is_empty() {
-            return Ok(Line::Eof);
-        }
-        let (take, found) = match memchr(b'\n', avail) {
-            Some(i) => (i + 1, true),
-            None => (avail.len(), false),
-        };
-        // When the line is already over the limit, only its last byte is
-        // kept, so a CR just before the LF is still seen.
-        if buf.len() + take <= max {
-            buf.extend_from_slice(&avail[..take]);
-        } else {
-            too_long = true;
-            let last = avail[take - 1];
-            buf.clear();
-            buf.push(last);
-        }
-        r.consume(take);
-        if found && (!crlf_only || buf.ends_with(b"\r\n") || (too_long && ends_with_cr_lf(buf))) {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Complete
-            });
-        }
-    }
-}
-
-fn ends_with_cr_lf(buf: &[u8]) -> bool {
-    buf.len() >= 2 && buf[buf.len() - 2] == b'\r'
-}
-
-fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&c| c == b)
-}
-
-/// True when the message has a CR or LF that is not part of a CRLF pair.
-fn has_bare_line_end(data: &[u8]) -> bool {
-    data.iter().enumerate().any(|(i, &c)| match c {
-        b'\r' => data.get(i + 1) != Some(&b'\n'),
-        b'\n' => i == 0 || data[i - 1] != b'\r',
-        _ => false,
-    })
-}
-
-/// Rewrites `MAIL FROM:<a> SIZE=n BODY=8BITMIME` for mailin, which knows
-/// only BODY=: returns the line to pass on, or the reply that refuses it.
-fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16, &'static str)> {
-    let text = String::from_utf8_lossy(line);
-    let trimmed = text.trim_end();
-    if !trimmed
-        .get(..10)
-        .is_some_and(|p| p.eq_ignore_ascii_case("mail from:"))
-    {
-        return Ok(None);
-    }
-    let Some(close) = trimmed.find('>') else {
-        return Ok(None);
-    };
-    let (path, params) = trimmed.split_at(close + 1);
-    let mut body = "";
-    for p in params.split_whitespace() {
-        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-        if k.eq_ignore_ascii_case("SIZE") {
-            match v.parse::<u64>() {
-                Ok(n) if n > max_size as u64 => return Err(reply::TOO_BIG),
-                Ok(_) => {}
-                Err(_) => return Err(reply::BAD_PARAMETER),
-            }
-        } else if k.eq_ignore_ascii_case("BODY") {
-            body = if v.eq_ignore_ascii_case("8BITMIME") {
-                " BODY=8BITMIME"
-            } else {
-                " BODY=7BIT"
-            };
-        } else {
-            return Err(reply::BAD_PARAMETER);
-        }
-    }
-    Ok(Some(format!("{path}{body}\r\n").into_bytes()))
-}
-
-fn is_ehlo(line: &[u8]) -> bool {
-    line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"ehlo")
-}
 
 pub struct SessionCtx {
     pub cfg: Arc<Config>,
     pub inbound: Arc<Inbound>,
     pub shutdown: CancellationToken,
+    /// Offered as STARTTLS when configured.
+    pub tls: Option<Arc<Tls>>,
+}
+
+/// Any byte stream a session can run on: TCP, or TLS over TCP.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The connection's two halves; rebuilt when STARTTLS changes the stream.
+struct Conn {
+    r: BufReader<ReadHalf<Box<dyn Io>>>,
+    w: WriteHalf<Box<dyn Io>>,
+}
+
+impl Conn {
+    fn new(io: Box<dyn Io>) -> Conn {
+        let (r, w) = tokio::io::split(io);
+        Conn {
+            r: BufReader::with_capacity(8192, r),
+            w,
+        }
+    }
+
+    /// Hands the stream to TLS. Whatever the client pipelined after
+    /// STARTTLS is still in the plaintext buffer and is dropped here: it
+    /// must never be read as if it came over TLS (CVE-2011-0411).
+    async fn starttls(self, tls: &Tls) -> std::io::Result<Conn> {
+        let pending = self.r.buffer().len();
+        if pending > 0 {
+            tracing::warn!(bytes = pending, "plaintext sent after STARTTLS dropped");
+        }
+        let io = self.r.into_inner().unsplit(self.w);
+        let stream = tls.acceptor().accept(io).await?;
+        Ok(Conn::new(Box::new(stream)))
+    }
 }
 
 /// Runs a session to its end. I/O errors end it quietly (the peer left).
-pub async fn run<S>(stream: S, peer: SocketAddr, ctx: &SessionCtx) -> std::io::Result<()>
-where
-    S: tokio::io::AsyncRead + AsyncWrite + Unpin,
-{
+/// `tls_on` is true on the implicit-TLS port, where the handshake is done.
+pub async fn run(io: Box<dyn Io>, peer: SocketAddr, ctx: &SessionCtx, mut tls_on: bool) -> std::io::Result<()> {
     let cfg = &ctx.cfg;
-    let (r, mut w) = tokio::io::split(stream);
-    let mut r = BufReader::with_capacity(8192, r);
+    let mut conn = Conn::new(io);
     let txn = Shared::new();
     let policy = Policy {
         txn: txn.clone(),
         cfg: cfg.clone(),
     };
-    let mut session =
-        mailin::SessionBuilder::new(cfg.smtp.hostname.clone()).build(peer.ip(), policy);
-    w.write_all(&reply::greeting(&cfg.smtp.hostname)).await?;
+    let mut builder = mailin::SessionBuilder::new(cfg.smtp.hostname.clone());
+    if ctx.tls.is_some() {
+        builder.enable_start_tls();
+    }
+    let mut session = builder.build(peer.ip(), policy);
+    if tls_on {
+        session.tls_active();
+    }
+    conn.w.write_all(&reply::greeting(&cfg.smtp.hostname)).await?;
     let mut line = Vec::with_capacity(1024);
     let mut errors = 0u32;
     let mut data_line_too_long = false;
@@ -162,19 +94,19 @@ where
             cfg.idle_timeout()
         };
         let max = if in_data { cfg.smtp.max_line_length } else { cfg.smtp.max_command_length };
-        let read = read_line(&mut r, &mut line, max, in_data);
+        let read = read_line(&mut conn.r, &mut line, max, in_data);
         let result = tokio::select! {
             res = tokio::time::timeout(limit, read) => res,
             // Between transactions a stop closes the session at once;
             // inside DATA the message is allowed to finish.
             _ = ctx.shutdown.cancelled(), if !in_data => {
-                write_reply(&mut w, reply::SHUTTING_DOWN).await?;
+                write_reply(&mut conn.w, reply::SHUTTING_DOWN).await?;
                 return Ok(());
             }
         };
         let outcome = match result {
             Err(_) => {
-                write_reply(&mut w, reply::TIMEOUT).await?;
+                write_reply(&mut conn.w, reply::TIMEOUT).await?;
                 return Ok(());
             }
             Ok(res) => res?,
@@ -187,7 +119,7 @@ where
                 continue;
             }
             Line::TooLong => {
-                write_reply(&mut w, reply::LINE_TOO_LONG).await?;
+                write_reply(&mut conn.w, reply::LINE_TOO_LONG).await?;
                 errors += 1;
             }
             Line::Complete => {
@@ -201,7 +133,7 @@ where
                         Ok(Some(rewritten)) => line = rewritten,
                         Ok(None) => {}
                         Err(r) => {
-                            write_reply(&mut w, r).await?;
+                            write_reply(&mut conn.w, r).await?;
                             errors += 1;
                             continue;
                         }
@@ -213,19 +145,35 @@ where
                     let reply =
                         finish_message(&txn, peer, ctx, std::mem::take(&mut data_line_too_long))
                             .await;
-                    w.write_all(&reply::line(reply.0, &reply.1)).await?;
+                    conn.w.write_all(&reply::line(reply.0, &reply.1)).await?;
                     continue;
                 }
                 if resp.code == 250 && is_ehlo(&line) {
-                    w.write_all(&reply::ehlo(&cfg.smtp.hostname, cfg.smtp.max_message_size))
-                        .await?;
+                    let starttls = ctx.tls.is_some() && !tls_on;
+                    let ehlo = reply::ehlo(&cfg.smtp.hostname, cfg.smtp.max_message_size, starttls);
+                    conn.w.write_all(&ehlo).await?;
                     continue;
                 }
                 let mut out = Vec::new();
                 resp.write_to(&mut out)?;
-                w.write_all(&out).await?;
+                conn.w.write_all(&out).await?;
                 if resp.is_error {
                     errors += 1;
+                }
+                if let (mailin::Action::UpgradeTls, Some(tls)) = (&resp.action, &ctx.tls) {
+                    conn.w.flush().await?;
+                    let handshake = tokio::time::timeout(cfg.idle_timeout(), conn.starttls(tls));
+                    conn = match handshake.await {
+                        Ok(Ok(c)) => c,
+                        Ok(Err(e)) => {
+                            tracing::info!(error = %e, "TLS handshake failed");
+                            return Ok(());
+                        }
+                        Err(_) => return Ok(()),
+                    };
+                    tls_on = true;
+                    session.tls_active();
+                    continue;
                 }
                 if resp.action == mailin::Action::Close {
                     return Ok(());
@@ -233,7 +181,7 @@ where
             }
         }
         if errors >= cfg.smtp.max_errors {
-            write_reply(&mut w, reply::TOO_MANY_ERRORS).await?;
+            write_reply(&mut conn.w, reply::TOO_MANY_ERRORS).await?;
             return Ok(());
         }
     }

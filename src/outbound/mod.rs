@@ -2,7 +2,9 @@
 //! reply) becomes rendered bytes, written to the thread and the outbox in one
 //! transaction. Relaying those bytes is `relay`'s job, never this module's.
 
+pub mod closed;
 pub mod compose;
+pub mod failure;
 pub mod template;
 pub mod thread;
 
@@ -127,13 +129,13 @@ pub struct Queued {
 }
 
 /// Thread headers for the next mail on a ticket, read inside `tx`.
-struct ThreadHeaders {
-    in_reply_to: String,
-    references: Vec<String>,
-    thread_index: String,
+pub(crate) struct ThreadHeaders {
+    pub in_reply_to: String,
+    pub references: Vec<String>,
+    pub thread_index: String,
 }
 
-async fn thread_headers(tx: &mut Tx, ticket: &Ticket) -> Result<ThreadHeaders, StoreError> {
+pub(crate) async fn thread_headers(tx: &mut Tx, ticket: &Ticket) -> Result<ThreadHeaders, StoreError> {
     let ids = Store::thread_ids(tx, ticket.id, thread::MAX_REFERENCES).await?;
     let mut references = vec![ticket.thread_root.clone()];
     references.extend(ids.iter().filter(|i| **i != ticket.thread_root).cloned());

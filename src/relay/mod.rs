@@ -16,7 +16,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::RelayConfig;
+use crate::config::{Config, RelayConfig};
 use crate::store::outbox::Claimed;
 use crate::store::{Store, StoreError, now_ms};
 
@@ -90,7 +90,7 @@ pub fn transport(
 /// The worker that drains the outbox until shutdown.
 pub struct Worker {
     pub store: Store,
-    pub cfg: RelayConfig,
+    pub cfg: Arc<Config>,
     pub transport: AsyncSmtpTransport<Tokio1Executor>,
     /// Unique per process, so leases say who holds a row.
     pub owner: String,
@@ -108,8 +108,8 @@ pub enum Attempt {
 
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
-        let poll = Duration::from_millis(self.cfg.poll_interval_ms.max(10));
-        let lease_ms = (self.cfg.lease_secs * 1000) as i64;
+        let poll = Duration::from_millis(self.cfg.relay.poll_interval_ms.max(10));
+        let lease_ms = (self.cfg.relay.lease_secs * 1000) as i64;
         loop {
             // Mail in hand is finished before the loop looks at shutdown.
             match self.store.outbox_claim(&self.owner, lease_ms, 32).await {
@@ -162,6 +162,22 @@ impl Worker {
             duration_ms = ms,
             "delivery attempt"
         );
+        if let (Attempt::Failed { error }, "reply", Some(ticket)) = (&outcome, row.kind.as_str(), row.ticket_id) {
+            // The technician wrote to the requester and it will never
+            // arrive: say so on the ticket's thread.
+            if let Err(e) = crate::outbound::failure::queue_failure_notice(
+                &self.store,
+                &self.cfg,
+                ticket,
+                &row.message_id,
+                &row.rcpt_to,
+                error,
+            )
+            .await
+            {
+                tracing::error!(outbox_id = row.id, error = %e, "cannot queue the failure notice");
+            }
+        }
         if let Err(e) = recorded {
             // The lease runs out and the row is tried again: a duplicate is
             // possible only in this window, with the same Message-ID.
@@ -180,12 +196,12 @@ impl Worker {
                 let error = describe(&e);
                 if e.is_permanent() {
                     Attempt::Failed { error }
-                } else if row.attempts >= self.cfg.max_attempts as i64 {
+                } else if row.attempts >= self.cfg.relay.max_attempts as i64 {
                     Attempt::Failed {
                         error: format!("gave up after {} attempts: {error}", row.attempts),
                     }
                 } else {
-                    let delay = retry::backoff(&self.cfg, row.attempts as u32);
+                    let delay = retry::backoff(&self.cfg.relay, row.attempts as u32);
                     Attempt::Retry {
                         at: now_ms() + delay.as_millis() as i64,
                         error,

@@ -52,6 +52,12 @@ impl Store {
     /// every SQLite connection runs in WAL mode with `synchronous=FULL`, so a
     /// commit is on disk before it returns.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Self::connect_with(url, max_connections, Duration::from_secs(5)).await
+    }
+
+    /// As `connect`, with how long a query may wait for a connection: when
+    /// the database is down, inbound mail gets 451 after this long.
+    pub async fn connect_with(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Store, StoreError> {
         install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite
@@ -66,7 +72,7 @@ impl Store {
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {

@@ -34,6 +34,8 @@ pub struct Claimed {
     pub raw: Vec<u8>,
     /// Attempts including this one.
     pub attempts: i64,
+    pub kind: String,
+    pub ticket_id: Option<i64>,
 }
 
 pub struct NewOutbox<'a> {
@@ -107,7 +109,7 @@ impl Store {
             "UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= $3) \
              OR (state = 'sending' AND lease_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
-             RETURNING id, message_id, mail_from, rcpt_to, raw, attempts"
+             RETURNING id, message_id, mail_from, rcpt_to, raw, attempts, kind, ticket_id"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(owner)
@@ -125,6 +127,8 @@ impl Store {
                 rcpt_to: super::split_lines(&r.get::<String, _>(3)),
                 raw: r.get(4),
                 attempts: r.get(5),
+                kind: r.get(6),
+                ticket_id: r.get(7),
             })
             .collect())
     }
@@ -200,5 +204,148 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         Ok(row.map(|r| r.get(0)))
+    }
+}
+
+/// Who holds a row in `sending`, for `queue show` and `queue drop`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Lease {
+    pub claimed_by: Option<String>,
+    pub lease_until: Option<i64>,
+}
+
+/// Outbound counts for `stats`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OutboxCounts {
+    pub sent: i64,
+    pub failed: i64,
+}
+
+/// What the outbox holds right now, for `stats`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OutboxNow {
+    pub queued: i64,
+    pub sending: i64,
+    pub failed: i64,
+    /// Creation time of the oldest row still waiting (queued or sending).
+    pub oldest_waiting_at: Option<i64>,
+}
+
+impl Store {
+    pub async fn outbox_lease(&self, id: i64) -> Result<Option<Lease>, StoreError> {
+        let row = sqlx::query("SELECT claimed_by, lease_until FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| Lease {
+            claimed_by: r.get(0),
+            lease_until: r.get(1),
+        }))
+    }
+
+    /// Makes a queued or failed row (or one whose sender's lease ran out)
+    /// due now; attempts are kept so the relay's give-up count still tells
+    /// how often it was tried. False when the row is sent or under a live
+    /// lease (the caller explains which).
+    pub async fn outbox_requeue(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = $1, claimed_by = NULL, lease_until = NULL \
+             WHERE id = $2 AND (state IN ('queued', 'failed') OR (state = 'sending' AND lease_until < $1))",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// `queue retry --all`: every failed row due now; returns how many.
+    pub async fn outbox_requeue_failed(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = $1, claimed_by = NULL, lease_until = NULL \
+             WHERE state = 'failed'",
+        )
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes a row that is queued, failed, or in `sending` under a lease
+    /// that ran out (its instance died). Sent rows stay as history, and a
+    /// live lease means a relay is sending it right now. True when deleted.
+    pub async fn outbox_delete(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE id = $1 AND (state IN ('queued', 'failed') \
+             OR (state = 'sending' AND lease_until < $2))",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether a mail of `kind` went (or is going) to `rcpt` about a ticket
+    /// since `since`; the closed-ticket auto-reply sends one a day at most.
+    pub async fn outbox_sent_recently(
+        tx: &mut Tx,
+        ticket_id: i64,
+        kind: &str,
+        rcpt: &str,
+        since: i64,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE ticket_id = $1 AND kind = $2 AND rcpt_to = $3 \
+             AND created_at >= $4",
+        )
+        .bind(ticket_id)
+        .bind(kind)
+        .bind(rcpt)
+        .bind(since)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// Sent and failed since `since`. The outbox keeps no failure time: a
+    /// failed row's `next_attempt_at` is when its last attempt fell due (or
+    /// when it was recorded, for a mail that never rendered), close enough.
+    pub async fn outbox_counts_since(&self, since: i64) -> Result<OutboxCounts, StoreError> {
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'sent' AND sent_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?;
+        let failed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'failed' AND next_attempt_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(OutboxCounts { sent, failed })
+    }
+
+    pub async fn outbox_now(&self) -> Result<OutboxNow, StoreError> {
+        let mut now = OutboxNow::default();
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+            .fetch_all(self.pool())
+            .await?;
+        for r in rows {
+            let n: i64 = r.get(1);
+            match r.get::<String, _>(0).as_str() {
+                "queued" => now.queued = n,
+                "sending" => now.sending = n,
+                "failed" => now.failed = n,
+                _ => {}
+            }
+        }
+        now.oldest_waiting_at = sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM outbox WHERE state IN ('queued', 'sending')",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(now)
     }
 }

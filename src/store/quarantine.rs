@@ -1,8 +1,8 @@
 //! Quarantine: inbound mail that found no ticket, kept whole with the reason.
 
-use sqlx::FromRow;
+use sqlx::{FromRow, Row};
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError, Tx, now_ms};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct QuarantineRow {
@@ -48,5 +48,57 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?)
+    }
+}
+
+impl Store {
+    pub async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, mail_from, rcpt_to, subject, message_id, reason, received_at FROM quarantine WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The message exactly as it was received.
+    pub async fn quarantine_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT raw FROM quarantine WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// True when the row existed.
+    pub async fn quarantine_delete(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM quarantine WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The same, inside the transaction that stores the released message.
+    pub async fn quarantine_delete_tx(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM quarantine WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Quarantined since `since`, counted by reason, most frequent first.
+    pub async fn quarantine_reasons_since(
+        &self,
+        since: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT reason, COUNT(*) AS n FROM quarantine WHERE received_at >= $1 \
+             GROUP BY reason ORDER BY n DESC, reason",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 }

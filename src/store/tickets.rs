@@ -200,3 +200,76 @@ impl Store {
         Ok(None)
     }
 }
+
+/// A stored thread message with its raw bytes, for `replay --message`.
+#[derive(Debug, Clone, FromRow)]
+pub struct ThreadRaw {
+    pub id: i64,
+    pub ticket_id: i64,
+    pub direction: String,
+    pub author: String,
+    pub recipients: String,
+    pub raw: Vec<u8>,
+}
+
+impl Store {
+    /// Sets `open` or `closed`; false when the ticket does not exist.
+    pub async fn ticket_set_status(&self, id: i64, status: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let found = Self::ticket_set_status_tx(&mut tx, id, status).await?;
+        tx.commit().await?;
+        Ok(found)
+    }
+
+    /// The same inside a transaction (a reply reopening its ticket).
+    pub async fn ticket_set_status_tx(
+        tx: &mut Tx,
+        id: i64,
+        status: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tickets SET status = $1, updated_at = $2 WHERE id = $3")
+            .bind(status)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether the ticket's thread already holds this Message-ID (a new
+    /// copy would be acknowledged as a duplicate).
+    pub async fn ticket_holds_message(
+        &self,
+        ticket_id: i64,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE ticket_id = $1 AND message_id = $2",
+        )
+        .bind(ticket_id)
+        .bind(message_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n > 0)
+    }
+
+    /// One thread message (by its row id) with the bytes as received or sent.
+    pub async fn ticket_message_raw(&self, id: i64) -> Result<Option<ThreadRaw>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, ticket_id, direction, author, recipients, raw FROM messages WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Inbound messages stored on any ticket since `since`, for `stats`.
+    pub async fn tickets_inbound_since(&self, since: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND at >= $1",
+        )
+        .bind(since)
+        .fetch_one(self.pool())
+        .await?)
+    }
+}

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod daemon;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -124,12 +125,7 @@ pub fn config(db_url: &str, relay_port: u16) -> Config {
 /// The same config as a TOML file for the CLI binary.
 pub fn write_config(dir: &Path, c: &Config) -> PathBuf {
     let path = dir.join("mensageria.toml");
-    let text = format!(
-        "[database]\nurl = {:?}\n[smtp]\nlisten = \"127.0.0.1:0\"\nhostname = {:?}\nlocal_domains = [{:?}]\n\
-         [mail]\nfrom = {:?}\nfrom_name = {:?}\n[relay]\nurl = {:?}\n",
-        c.database.url, c.smtp.hostname, LOCAL_DOMAIN, c.mail.from, c.mail.from_name, c.relay.url
-    );
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, toml::to_string(c).expect("config serialises")).unwrap();
     path
 }
 

@@ -1,0 +1,127 @@
+//! A requester's reply to a closed ticket, per `[inbound] closed_ticket`:
+//! `reopen` reopens the ticket and notifies the technicians as for any
+//! reply; `keep` leaves it closed, notifies nobody and queues one automatic
+//! reply telling the sender so. Runs inside the transaction that stores the
+//! reply, so the message, the status and the mail commit together. It never
+//! decides whether the message belongs to the ticket: inbound did that.
+
+use crate::config::{ClosedTicket, Config};
+use crate::store::outbox::NewOutbox;
+use crate::store::tickets::Ticket;
+use crate::store::{Store, Tx, now_ms};
+
+use super::{Notice, OutboundError, compose, queue_notification, thread};
+
+/// The outbox `kind` of the "this ticket is closed" reply.
+pub const KIND: &str = "closed-notice";
+
+/// RFC 3834 3.1.1 asks an automatic responder not to answer the same sender
+/// again for some days; one a day per ticket is enough to stop two robots
+/// (or a requester's impatient client) from ping-ponging.
+const QUIET_MS: i64 = 24 * 3600 * 1000;
+
+/// The reply that arrived, as far as the answer needs it.
+pub struct Incoming<'a> {
+    /// The envelope sender (RFC 3834 3.1.4: answer the Return-Path).
+    pub return_path: &'a str,
+    pub message_id: &'a str,
+    /// References then In-Reply-To, oldest first.
+    pub thread_ids: &'a [String],
+}
+
+/// Applies the policy to a reply already stored on the closed `ticket` in
+/// `tx`. Returns the outbox row queued, if any.
+pub async fn on_reply(
+    tx: &mut Tx,
+    cfg: &Config,
+    ticket: &Ticket,
+    notice: &Notice<'_>,
+    incoming: &Incoming<'_>,
+) -> Result<Option<i64>, OutboundError> {
+    match cfg.inbound.closed_ticket {
+        ClosedTicket::Reopen => {
+            Store::ticket_set_status_tx(tx, ticket.id, "open").await?;
+            queue_notification(tx, cfg, ticket, notice).await
+        }
+        ClosedTicket::Keep => queue_closed_notice(tx, cfg, ticket, notice, incoming).await,
+    }
+}
+
+/// The plain-text answer, in the desk's language and in English.
+pub fn notice_text(ticket_id: i64, from_name: &str) -> String {
+    format!(
+        "Esta solicitação (nº {ticket_id}) está encerrada. Sua mensagem foi registrada nela, \
+         mas a solicitação continua encerrada e a equipe não foi avisada. Se precisar de mais \
+         ajuda, abra uma nova solicitação.\n\n\
+         This request (no. {ticket_id}) is closed. Your message was recorded on it, but the \
+         request stays closed and the team was not notified. If you need more help, please open \
+         a new request.\n\n-- \n{from_name}\n"
+    )
+}
+
+async fn queue_closed_notice(
+    tx: &mut Tx,
+    cfg: &Config,
+    ticket: &Ticket,
+    notice: &Notice<'_>,
+    incoming: &Incoming<'_>,
+) -> Result<Option<i64>, OutboundError> {
+    let to = incoming.return_path;
+    // Never answer ourselves: that is how an auto-reply loop starts.
+    if to.is_empty() || to.eq_ignore_ascii_case(&cfg.mail.from) {
+        return Ok(None);
+    }
+    if Store::outbox_sent_recently(tx, ticket.id, KIND, to, now_ms() - QUIET_MS).await? {
+        return Ok(None);
+    }
+    let topic = if ticket.thread_topic.is_empty() {
+        notice.subject
+    } else {
+        &ticket.thread_topic
+    };
+    let subject = format!("Re: {topic}");
+    // A reply to the reply: its References plus its own Message-ID, trimmed
+    // in the middle like every other mail on the thread.
+    let mut references: Vec<String> = incoming.thread_ids.to_vec();
+    references.push(incoming.message_id.to_owned());
+    let max = thread::MAX_REFERENCES as usize;
+    if references.len() > max {
+        references.drain(1..references.len() - (max - 1));
+    }
+    let message_id = thread::new_message_id(Some(ticket.id), &cfg.smtp.hostname);
+    let rcpt = vec![to.to_owned()];
+    let built = compose::build(&compose::Draft {
+        from_name: &cfg.mail.from_name,
+        from: &cfg.mail.from,
+        reply_to: &cfg.mail.from,
+        to: &rcpt,
+        subject: &subject,
+        text: &notice_text(ticket.id, &cfg.mail.from_name),
+        html: None,
+        message_id: &message_id,
+        in_reply_to: Some(incoming.message_id),
+        references: &references,
+        thread_topic: topic,
+        thread_index: &thread::child_thread_index(&ticket.thread_index),
+    })?;
+    // compose has no slot for these; a header field may come first in the
+    // header block (RFC 5322 3.6 fixes no order). Auto-Submitted makes
+    // RFC 3834 responders stay quiet; Exchange reads the X- one.
+    let mut raw = b"Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\n".to_vec();
+    raw.extend_from_slice(&built);
+    let id = Store::outbox_insert(
+        tx,
+        &NewOutbox {
+            ticket_id: Some(ticket.id),
+            kind: KIND,
+            message_id: &message_id,
+            // RFC 3834 3.3 prefers a null path, but the relay builds its
+            // envelope from an address; ours brings bounces back to us.
+            mail_from: &cfg.mail.from,
+            rcpt_to: &rcpt,
+            raw: &raw,
+        },
+    )
+    .await?;
+    Ok(Some(id))
+}
