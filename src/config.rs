@@ -37,6 +37,7 @@ pub struct Config {
     pub inbound: InboundConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
+    pub admin: AdminConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -182,6 +183,17 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// The loopback HTTP listener for /metrics, /healthz and /readyz.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// `IP:port`; unset (the default) means no admin listener.
+    pub listen: Option<String>,
+    /// /readyz answers 503 once the relay failed and neither a delivery nor
+    /// a probe reached it for this long.
+    pub relay_reachable_minutes: u64,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -192,6 +204,7 @@ impl Default for Config {
             inbound: InboundConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -267,6 +280,15 @@ impl Default for LogConfig {
         LogConfig {
             filter: "info".into(),
             format: LogFormat::Text,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: None,
+            relay_reachable_minutes: 15,
         }
     }
 }
@@ -372,6 +394,14 @@ impl Config {
         }
         if self.relay.max_attempts == 0 {
             p.push("relay.max_attempts: must be at least 1".into());
+        }
+        if let Some(a) = &self.admin.listen
+            && a.parse::<SocketAddr>().is_err()
+        {
+            p.push(format!("admin.listen: {a:?} is not an IP:port address"));
+        }
+        if self.admin.relay_reachable_minutes == 0 {
+            p.push("admin.relay_reachable_minutes: must be at least 1".into());
         }
         if let Some(pattern) = &self.inbound.subject_pattern {
             if let Err(e) = crate::inbound::subject::SubjectMatcher::from_regex(pattern) {

@@ -1,6 +1,7 @@
 //! The running daemon assembled: store (migrated), SMTP listeners, inbound
-//! path and relay worker, all under one shutdown token. `serve` and the
-//! integration tests start it the same way.
+//! path, relay worker and (when configured) the admin listener, all under
+//! one shutdown token. `serve` and the integration tests start it the same
+//! way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admin;
 use crate::config::Config;
 use crate::inbound::Inbound;
 use crate::listener::{self, ListenError};
@@ -26,6 +28,11 @@ pub enum StartError {
     Relay(#[from] RelayError),
     #[error(transparent)]
     Tls(#[from] listener::tls::TlsError),
+    #[error("cannot listen on admin.listen {addr}: {source}")]
+    Admin {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 pub struct Gateway {
@@ -35,8 +42,13 @@ pub struct Gateway {
     pub wake: Arc<Notify>,
     /// The listener's certificate, reloadable (SIGHUP).
     pub tls: Option<Arc<listener::tls::Tls>>,
+    /// Where /metrics, /healthz and /readyz answer (`[admin] listen`).
+    pub admin_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// Stops the admin listener after the drain, so /readyz can say
+    /// "shutting down" while sessions finish.
+    admin_stop: CancellationToken,
 }
 
 impl Gateway {
@@ -62,7 +74,29 @@ impl Gateway {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let inbound = Arc::new(Inbound::new(store.clone(), cfg.clone(), wake.clone()));
-        let limits = listener::limits::Limits::new(cfg.smtp.max_sessions, cfg.smtp.max_sessions_per_ip);
+        let limits =
+            listener::limits::Limits::new(cfg.smtp.max_sessions, cfg.smtp.max_sessions_per_ip);
+        // Bound before the SMTP tasks start, so a busy admin port fails the
+        // start cleanly.
+        let admin_stop = CancellationToken::new();
+        let admin_addr = match &cfg.admin.listen {
+            Some(addr) => {
+                let state = admin::State {
+                    cfg: cfg.clone(),
+                    store: store.clone(),
+                    limits: limits.clone(),
+                    shutdown: shutdown.clone(),
+                };
+                let bound = admin::start(addr, state, transport.clone(), admin_stop.clone())
+                    .await
+                    .map_err(|source| StartError::Admin {
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                Some(bound)
+            }
+            None => None,
+        };
         for l in listeners {
             tracker.spawn(listener::serve(
                 l,
@@ -88,14 +122,21 @@ impl Gateway {
         };
         tracker.spawn(worker.run(shutdown.clone()));
         tracker.close();
-        tracing::info!(smtp = ?smtp_addrs, database = %redact(&cfg.database.url), "mensageria started");
+        tracing::info!(
+            smtp = ?smtp_addrs,
+            admin = ?admin_addr,
+            database = %redact(&cfg.database.url),
+            "mensageria started"
+        );
         Ok(Gateway {
             store,
             smtp_addrs,
             wake,
             tls,
+            admin_addr,
             shutdown,
             tracker,
+            admin_stop,
         })
     }
 
@@ -115,6 +156,7 @@ impl Gateway {
         let drained = tokio::time::timeout(drain, self.tracker.wait())
             .await
             .is_ok();
+        self.admin_stop.cancel();
         self.store.close().await;
         drained
     }

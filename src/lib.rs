@@ -15,9 +15,12 @@
 //! - [`store`]: sqlx over SQLite or PostgreSQL, one file per table.
 //! - [`relay`]: drains the outbox through lettre's pool with retries.
 //! - [`gateway`]: assembles them under one shutdown token; [`runtime`]:
-//!   signals and logging; [`cli`]: the commands of the binary.
+//!   signals, reload, systemd notification and logging; [`admin`]: the
+//!   loopback HTTP listener (metrics, health); [`cli`]: the commands of the
+//!   binary.
 
 pub mod address;
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod gateway;

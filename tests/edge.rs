@@ -15,7 +15,7 @@ use mensageria::store::tickets::TicketFields;
 use support::client::{Client, deliver};
 use support::daemon::Daemon;
 use support::{Db, GATEWAY, TestDb};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 async fn gateway(tdb: &TestDb, tune: impl FnOnce(&mut Config)) -> Gateway {

@@ -84,7 +84,7 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cfg = Config::load(&cli.config)?;
     match cli.command {
-        Command::Serve => serve::serve(cfg).await,
+        Command::Serve => serve::serve(cfg, &cli.config).await,
         Command::Migrate => {
             let store = open(&cfg).await?;
             store.migrate().await?;

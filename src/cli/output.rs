@@ -56,7 +56,12 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 /// `label  value` lines with the values in one column; a value with line
 /// breaks continues under itself.
 pub fn fields(rows: &[(&str, String)]) {
-    let w = rows.iter().map(|(l, _)| l.chars().count()).max().unwrap_or(0) + 2;
+    let w = rows
+        .iter()
+        .map(|(l, _)| l.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for (label, value) in rows {
         let mut lines = value.lines();
         println!("{:<w$}{}", format!("{label}:"), lines.next().unwrap_or(""));

@@ -206,9 +206,13 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
         .map(|(name, value)| Header { name, value })
         .collect();
     if json {
-        return output::json(&OutboxShow { row, lease, headers });
+        return output::json(&OutboxShow {
+            row,
+            lease,
+            headers,
+        });
     }
-    let opt = |t: Option<i64>| t.map(time).unwrap_or_default();
+    let opt = |t: Option<i64>| t.map(time).unwrap_or_else(|| "-".into());
     let mut rows = vec![
         ("id", row.id.to_string()),
         (
@@ -224,7 +228,10 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
         ("created", time(row.created_at)),
         ("next attempt", time(row.next_attempt_at)),
         ("sent", opt(row.sent_at)),
-        ("last error", row.last_error.clone().unwrap_or_default()),
+        (
+            "last error",
+            row.last_error.clone().unwrap_or_else(|| "-".into()),
+        ),
     ];
     if row.state == "sending" {
         rows.push(("claimed by", lease.claimed_by.unwrap_or_default()));

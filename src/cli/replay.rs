@@ -108,40 +108,44 @@ struct Verdict {
 }
 
 pub async fn replay(store: &Store, cfg: &Config, a: ReplayArgs) -> anyhow::Result<()> {
-    let (source, raw) = if a.message {
+    let (kind, envelope_from, note, raw) = if a.message {
         let m = store
             .ticket_message_raw(a.id)
             .await?
             .with_context(|| format!("message {} does not exist", a.id))?;
+        let dir = if m.direction == "in" {
+            "inbound"
+        } else {
+            "outbound"
+        };
         let note = format!(
-            "{} message on ticket {}; its envelope sender was not kept, the author stands in",
-            m.direction, m.ticket_id
+            "{dir} message on ticket {}; its envelope sender was not kept, the author stands in",
+            m.ticket_id
         );
-        (source("message", a.id, m.author, note), m.raw)
+        ("message", m.author, note, m.raw)
     } else {
         let (row, raw) = super::queue::held(store, a.id).await?;
-        let note = format!(
-            "received {}, held because: {}",
-            time(row.received_at),
-            row.reason
-        );
-        (source("quarantine", a.id, row.mail_from, note), raw)
+        let at = time(row.received_at);
+        let note = format!("received {at}, held because: {}", row.reason);
+        ("quarantine", row.mail_from, note, raw)
     };
-    let x = explain(store, cfg, source, &raw).await?;
+    let x = explain(
+        store,
+        cfg,
+        Source {
+            kind,
+            id: a.id,
+            envelope_from,
+            note,
+        },
+        &raw,
+    )
+    .await?;
     if a.json {
         return output::json(&x);
     }
     print(&x);
     Ok(())
-}
-
-fn source(kind: &'static str, id: i64, envelope_from: String, note: String) -> Source {
-    Source {
-        kind,
-        id,
-        envelope_from,
-        note,
-    }
 }
 
 async fn explain(
@@ -171,15 +175,7 @@ async fn explain(
         return Ok(x);
     };
     let kind = classify::classify(&x.source.envelope_from, &msg);
-    x.classification = Some(Classification {
-        kind: match kind {
-            Kind::Person => "person",
-            Kind::Bounce => "bounce",
-            Kind::AutoReply => "auto-reply",
-            Kind::List => "list",
-        },
-        decided_by: decided_by(kind, &x.source.envelope_from, &msg),
-    });
+    x.classification = Some(classification(kind, &x.source.envelope_from, &msg));
     drop(msg);
     // Every matching step is shown even for a robot: "it would have gone
     // to ticket 77 but for its Auto-Submitted header" is the useful answer.
@@ -201,19 +197,20 @@ async fn explain(
             root_of_ticket: store.ticket_by_thread_root(one).await?,
         });
     }
-    if let Some((id, by)) = inbound.find_ticket(&p).await? {
-        if let Some(t) = store.ticket_get(id).await? {
-            x.ticket = Some(TicketStep {
-                id,
-                matched_by: match by {
-                    MatchedBy::Subject => "subject",
-                    MatchedBy::References => "references",
-                },
-                status: t.status.clone(),
-                technicians: t.technician_list(),
-                already_holds_message: store.ticket_holds_message(id, &p.message_id).await?,
-            });
-        }
+    if let Some((id, by)) = inbound.find_ticket(&p).await?
+        && let Some(t) = store.ticket_get(id).await?
+    {
+        x.ticket = Some(TicketStep {
+            id,
+            matched_by: if by == MatchedBy::Subject {
+                "subject"
+            } else {
+                "references"
+            },
+            status: t.status.clone(),
+            technicians: t.technician_list(),
+            already_holds_message: store.ticket_holds_message(id, &p.message_id).await?,
+        });
     }
     x.verdict = verdict(cfg, kind, x.ticket.as_ref(), &x.source.envelope_from);
     x.parse = Some(ParseStep {
@@ -246,49 +243,46 @@ async fn matcher_source(store: &Store, cfg: &Config) -> anyhow::Result<String> {
 
 /// The sign `classify` acted on, checked in its order; the kind itself
 /// always comes from `classify`, so this can only mislabel, never misjudge.
-fn decided_by(kind: Kind, mail_from: &str, msg: &Message<'_>) -> String {
-    let raw = |h: &'static str| msg.header_raw(h).map(str::trim);
-    match kind {
-        Kind::Bounce if mail_from.is_empty() => "MAIL FROM:<> (null reverse path)".into(),
-        Kind::Bounce => "Content-Type: multipart/report".into(),
+fn classification(kind: Kind, mail_from: &str, msg: &Message<'_>) -> Classification {
+    let raw = |h: &'static str| msg.header_raw(h).map(|v| (h, v.trim()));
+    let first = |hs: &[&'static str]| hs.iter().find_map(|h| raw(h));
+    let sign = |s: Option<(&str, &str)>| s.map(|(h, v)| format!("{h}: {v}")).unwrap_or_default();
+    let is = |v: &str, any: &[&str]| any.iter().any(|p| v.eq_ignore_ascii_case(p));
+    let (kind, decided_by) = match kind {
+        Kind::Bounce if mail_from.is_empty() => {
+            ("bounce", "MAIL FROM:<> (null reverse path)".into())
+        }
+        Kind::Bounce => ("bounce", "Content-Type: multipart/report".into()),
         Kind::AutoReply => {
-            if let Some(v) = raw("Auto-Submitted").filter(|v| !v.eq_ignore_ascii_case("no")) {
-                return format!("Auto-Submitted: {v}");
-            }
-            for h in [
+            let submitted = raw("Auto-Submitted").filter(|(_, v)| !is(v, &["no"]));
+            let others = [
                 "X-Autoreply",
                 "X-Autorespond",
                 "X-Auto-Response-Suppress-Reply",
-            ] {
-                if let Some(v) = raw(h) {
-                    return format!("{h}: {v}");
-                }
-            }
-            format!("Precedence: {}", raw("Precedence").unwrap_or_default())
+                "Precedence",
+            ];
+            ("auto-reply", sign(submitted.or_else(|| first(&others))))
         }
         Kind::List => {
-            let precedence = raw("Precedence").filter(|v| {
-                ["bulk", "junk", "list"]
-                    .iter()
-                    .any(|p| v.eq_ignore_ascii_case(p))
-            });
-            match (precedence, raw("List-Id"), raw("List-Unsubscribe")) {
-                (Some(v), _, _) => format!("Precedence: {v}"),
-                (None, Some(v), _) => format!("List-Id: {v}"),
-                (None, None, v) => format!("List-Unsubscribe: {}", v.unwrap_or_default()),
-            }
+            let bulk = raw("Precedence").filter(|(_, v)| is(v, &["bulk", "junk", "list"]));
+            (
+                "list",
+                sign(bulk.or_else(|| first(&["List-Id", "List-Unsubscribe"]))),
+            )
         }
         Kind::Person => {
             let ct = msg
                 .content_type()
                 .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
                 .unwrap_or_else(|| "text/plain".into());
-            format!(
+            let why = format!(
                 "no robot sign: MAIL FROM not empty, Content-Type {ct}, no Auto-Submitted (other than \"no\"), \
                  X-Autoreply, List-Id or Precedence bulk/junk/list"
-            )
+            );
+            ("person", why)
         }
-    }
+    };
+    Classification { kind, decided_by }
 }
 
 fn unmatched(cfg: &Config, reason: &str) -> Verdict {
@@ -296,62 +290,58 @@ fn unmatched(cfg: &Config, reason: &str) -> Verdict {
         Unmatched::Quarantine => "quarantined",
         Unmatched::Reject => "rejected",
     };
-    Verdict {
-        outcome,
-        ticket: None,
-        detail: reason.into(),
+    Verdict::new(outcome, None, reason.into())
+}
+
+impl Verdict {
+    fn new(outcome: &'static str, ticket: Option<i64>, detail: String) -> Verdict {
+        Verdict {
+            outcome,
+            ticket,
+            detail,
+        }
     }
 }
 
 /// `Inbound::accept`'s decision, in its order.
 fn verdict(cfg: &Config, kind: Kind, ticket: Option<&TicketStep>, sender: &str) -> Verdict {
-    let would = ticket.map(|t| format!(" (it would otherwise go to ticket {})", t.id));
     if kind != Kind::Person {
         // Robots are held whatever `unmatched` says (see Inbound::accept).
-        return Verdict {
-            outcome: "quarantined",
-            ticket: None,
-            detail: format!("{}{}", kind.reason(), would.unwrap_or_default()),
-        };
+        let would = ticket.map(|t| format!(" (it would otherwise go to ticket {})", t.id));
+        let detail = format!("{}{}", kind.reason(), would.unwrap_or_default());
+        return Verdict::new("quarantined", None, detail);
     }
     let Some(t) = ticket else {
         return unmatched(cfg, "no ticket matches the subject or the thread headers");
     };
-    let stored = |detail: String| Verdict {
-        outcome: "stored",
-        ticket: Some(t.id),
-        detail,
+    let (id, techs) = (t.id, t.technicians.join(", "));
+    let notify = match techs.as_str() {
+        "" => "nobody is assigned, so nobody is notified".to_owned(),
+        _ => format!("notification to {techs}"),
     };
-    let notify = match t.technicians.len() {
-        0 => "nobody is assigned, so nobody is notified".to_owned(),
-        _ => format!("notification to {}", t.technicians.join(", ")),
-    };
-    if t.already_holds_message {
-        Verdict {
-            outcome: "duplicate",
-            ticket: Some(t.id),
-            detail: format!(
-                "ticket {} already holds this Message-ID: acknowledged, not stored again",
-                t.id
-            ),
-        }
+    let (outcome, detail) = if t.already_holds_message {
+        let d =
+            format!("ticket {id} already holds this Message-ID: acknowledged, not stored again");
+        ("duplicate", d)
     } else if t.status != "closed" {
-        stored(format!("stored on ticket {}; {notify}", t.id))
+        ("stored", format!("stored on ticket {id}; {notify}"))
     } else if cfg.inbound.closed_ticket == ClosedTicket::Reopen {
-        stored(format!(
-            "stored on ticket {}, which is closed: reopened (closed_ticket = reopen); {notify}",
-            t.id
-        ))
+        let d = format!(
+            "stored on ticket {id}, which is closed: reopened (closed_ticket = reopen); {notify}"
+        );
+        ("stored", d)
     } else {
-        stored(format!(
-            "stored on ticket {}, which stays closed (closed_ticket = keep): nobody is notified; \
-             an automatic reply goes to {sender} (at most one a day)",
-            t.id
-        ))
-    }
+        let d = format!(
+            "stored on ticket {id}, which stays closed (closed_ticket = keep): nobody is notified; \
+             an automatic reply goes to {sender} (at most one a day)"
+        );
+        ("stored", d)
+    };
+    Verdict::new(outcome, Some(id), detail)
 }
 
 fn print(x: &Explanation) {
+    let none_or = |s: String| if s.is_empty() { "(none)".into() } else { s };
     let s = &x.source;
     let mut rows = vec![
         ("source", format!("{} {} — {}", s.kind, s.id, s.note)),
@@ -359,21 +349,19 @@ fn print(x: &Explanation) {
     ];
     match &x.parse {
         None => rows.push(("parse", "not a message".into())),
-        Some(p) => {
-            rows.push(("subject", p.subject.clone()));
-            rows.push(("message-id", p.message_id.clone()));
-            rows.push(("from", p.from.clone()));
-            rows.push(("in-reply-to", none_or(p.in_reply_to.join(" "))));
-            rows.push(("thread ids", none_or(p.thread_ids.join("\n"))));
-        }
+        Some(p) => rows.extend([
+            ("subject", p.subject.clone()),
+            ("message-id", p.message_id.clone()),
+            ("from", p.from.clone()),
+            ("in-reply-to", none_or(p.in_reply_to.join(" "))),
+            ("thread ids", none_or(p.thread_ids.join("\n"))),
+        ]),
     }
     if let Some(c) = &x.classification {
         rows.push(("classification", format!("{} ({})", c.kind, c.decided_by)));
     }
-    rows.push((
-        "matcher",
-        format!("{}\n{}", x.matcher.source, x.matcher.describe),
-    ));
+    let m = &x.matcher;
+    rows.push(("matcher", format!("{}\n{}", m.source, m.describe)));
     if let Some(sj) = &x.subject {
         let found = match sj.ticket_id {
             None => "no ticket id found".into(),
@@ -401,11 +389,10 @@ fn print(x: &Explanation) {
         None => "none".into(),
         Some(t) => format!("{} (by {}), status {}", t.id, t.matched_by, t.status),
     };
-    rows.push(("ticket", ticket));
-    rows.push(("verdict", format!("{}: {}", x.verdict.outcome, x.verdict.detail)));
+    let v = &x.verdict;
+    rows.extend([
+        ("ticket", ticket),
+        ("verdict", format!("{}: {}", v.outcome, v.detail)),
+    ]);
     fields(&rows);
-}
-
-fn none_or(s: String) -> String {
-    if s.is_empty() { "(none)".into() } else { s }
 }

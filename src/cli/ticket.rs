@@ -151,7 +151,14 @@ async fn set_status(store: &Store, id: i64, status: &str) -> anyhow::Result<()> 
     if !store.ticket_set_status(id, status).await? {
         bail!("ticket {id} does not exist");
     }
-    println!("ticket {id} {}", if status == "open" { "reopened" } else { "closed" });
+    println!(
+        "ticket {id} {}",
+        if status == "open" {
+            "reopened"
+        } else {
+            "closed"
+        }
+    );
     Ok(())
 }
 

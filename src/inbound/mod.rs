@@ -145,13 +145,13 @@ impl Inbound {
         drop(msg);
         if kind != classify::Kind::Person {
             let reason = match kind {
-                classify::Kind::Bounce => "a delivery status notification (bounce), not a reply",
-                _ => "an automatic reply (out of office or similar), not a reply",
+                classify::Kind::Bounce => self.bounce_reason(raw).await?,
+                _ => kind.reason().to_owned(),
             };
             // Robots are never rejected: a 550 to an auto-responder or a
             // bounce only makes another bounce.
             return self
-                .quarantine(env, raw, &p.subject, &p.message_id, reason)
+                .quarantine(env, raw, &p.subject, &p.message_id, &reason)
                 .await;
         }
         let Some((ticket_id, by)) = self.find_ticket(&p).await? else {
@@ -166,6 +166,30 @@ impl Inbound {
                 .await;
         };
         self.store_reply(env, raw, p, ticket, Some(by), None).await
+    }
+
+    /// Why a bounce is held: for mail this gateway sent, which mail and
+    /// ticket (found by the Message-ID quoted in the report); else that it
+    /// reports on mail we never sent (backscatter).
+    async fn bounce_reason(&self, raw: &[u8]) -> Result<String, InboundError> {
+        let suffix = format!("@{}>", self.cfg.smtp.hostname);
+        let text = String::from_utf8_lossy(raw);
+        for (end, _) in text.match_indices(&suffix) {
+            let Some(start) = text[..end].rfind('<') else { continue };
+            // Message-IDs are short; anything longer is not one of ours.
+            if end - start > 200 {
+                continue;
+            }
+            let id = &text[start..end + suffix.len()];
+            if let Some(row) = self.store.outbox_by_message_id(id).await? {
+                let ticket = row.ticket_id.map(|t| format!(" (ticket {t})")).unwrap_or_default();
+                return Ok(format!(
+                    "a bounce of our mail {id} to {}{ticket}, not a reply",
+                    row.rcpt_to.replace('\n', ", ")
+                ));
+            }
+        }
+        Ok("a bounce of mail not sent by this gateway, not a reply".into())
     }
 
     /// Stores `p` on `ticket` with the technicians' notification (or the

@@ -74,6 +74,9 @@ pub fn has_bare_line_end(data: &[u8]) -> bool {
 
 /// Rewrites `MAIL FROM:<a> SIZE=n BODY=8BITMIME` for mailin, which knows
 /// only BODY=: returns the line to pass on, or the reply that refuses it.
+/// What mailin is given in place of `MAIL FROM:<>`.
+pub const NULL_SENDER: &str = "null-reverse-path@mensageria.invalid";
+
 pub fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16, &'static str)> {
     let text = String::from_utf8_lossy(line);
     let trimmed = text.trim_end();
@@ -87,6 +90,10 @@ pub fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16
         return Ok(None);
     };
     let (path, params) = trimmed.split_at(close + 1);
+    // mailin refuses the null reverse-path of bounces (RFC 5321 4.5.5
+    // requires accepting it): hand it a stand-in the policy maps back.
+    let null_path = format!("MAIL FROM:<{NULL_SENDER}>");
+    let path = if path[10..].trim() == "<>" { null_path.as_str() } else { path };
     let mut body = "";
     for p in params.split_whitespace() {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));

@@ -93,6 +93,7 @@ pub async fn serve(
         let permit = match limits.enter(peer.ip()) {
             Ok(p) => p,
             Err((code, text)) => {
+                crate::admin::metrics::session_refused(code, text);
                 tracker.spawn(async move {
                     let _ = stream.write_all(&reply::line(code, text)).await;
                     let _ = stream.shutdown().await;

@@ -55,7 +55,8 @@ impl Handler for Policy {
 
     fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
         let mut t = self.txn.lock();
-        t.mail_from = from.to_owned();
+        // The null reverse-path (bounces) reaches mailin as a stand-in.
+        t.mail_from = if from == super::framing::NULL_SENDER { String::new() } else { from.to_owned() };
         t.rcpt_to.clear();
         t.data.clear();
         t.too_big = false;

@@ -228,7 +228,8 @@ async fn finish_message(
         let r = reply::BARE_LINE_END;
         (r.0, r.1.into(), "rejected", "bare CR or LF in data".into())
     } else {
-        match ctx.inbound.accept(&env, &data).await {
+        let accept = ctx.inbound.accept(&env, &data);
+        match crate::admin::metrics::timed(&crate::admin::metrics::DB_COMMIT, accept).await {
             Ok(o) => {
                 let (code, text) = reply::outcome(&o);
                 let (name, reason) = match &o {
@@ -259,5 +260,6 @@ async fn finish_message(
         duration_ms = started.elapsed().as_millis() as u64,
         "smtp transaction"
     );
+    crate::admin::metrics::inbound(outcome, &reason, data.len());
     (code, text)
 }

@@ -81,9 +81,14 @@ async fn queue_closed_notice(
     };
     let subject = format!("Re: {topic}");
     // A reply to the reply: its References plus its own Message-ID, trimmed
-    // in the middle like every other mail on the thread.
+    // in the middle like every other mail on the thread (RFC 5322 3.6.4).
     let mut references: Vec<String> = incoming.thread_ids.to_vec();
     references.push(incoming.message_id.to_owned());
+    // The ticket's root first, as on every mail we send: the requester's
+    // client may have dropped it, and the matcher reads it.
+    if !references.contains(&ticket.thread_root) {
+        references.insert(0, ticket.thread_root.clone());
+    }
     let max = thread::MAX_REFERENCES as usize;
     if references.len() > max {
         references.drain(1..references.len() - (max - 1));

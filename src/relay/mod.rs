@@ -148,6 +148,7 @@ impl Worker {
             Attempt::Retry { .. } => "retry",
             Attempt::Failed { .. } => "failed",
         };
+        crate::admin::metrics::delivery_attempt(outcome_name, Duration::from_millis(ms));
         let error = match &outcome {
             Attempt::Sent => "",
             Attempt::Retry { error, .. } | Attempt::Failed { error } => error,

@@ -86,10 +86,10 @@ pub fn watchdog() {
 /// advises pinging at half the timeout), or None when no watchdog is
 /// armed for this process (`WATCHDOG_PID` names another one).
 pub fn watchdog_interval() -> Option<Duration> {
-    if let Some(pid) = std::env::var_os("WATCHDOG_PID") {
-        if pid.to_str()?.parse::<u32>().ok()? != std::process::id() {
-            return None;
-        }
+    if let Some(pid) = std::env::var_os("WATCHDOG_PID")
+        && pid.to_str()?.parse::<u32>().ok()? != std::process::id()
+    {
+        return None;
     }
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     (usec > 0 && enabled()).then(|| Duration::from_micros(usec / 2))
@@ -122,7 +122,10 @@ mod tests {
     #[test]
     fn addresses_path_and_abstract() {
         let p = parse_address("/run/systemd/notify").unwrap();
-        assert_eq!(p.as_pathname().unwrap().to_str(), Some("/run/systemd/notify"));
+        assert_eq!(
+            p.as_pathname().unwrap().to_str(),
+            Some("/run/systemd/notify")
+        );
         let a = parse_address("@mensageria/notify").unwrap();
         assert_eq!(a.as_abstract_name(), Some(&b"mensageria/notify"[..]));
         assert!(parse_address("relative/path").is_err());

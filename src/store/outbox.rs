@@ -188,6 +188,14 @@ impl Store {
             .await?)
     }
 
+    /// The row that sent the mail with this Message-ID, if we sent it.
+    pub async fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE message_id = $1")))
+            .bind(message_id)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
     pub async fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
         Ok(
             sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE id = $1")))

@@ -63,10 +63,12 @@ impl Store {
 
     /// The message exactly as it was received.
     pub async fn quarantine_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT raw FROM quarantine WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT raw FROM quarantine WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// True when the row existed.

@@ -265,11 +265,11 @@ impl Store {
 
     /// Inbound messages stored on any ticket since `since`, for `stats`.
     pub async fn tickets_inbound_since(&self, since: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM messages WHERE direction = 'in' AND at >= $1",
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM messages WHERE direction = 'in' AND at >= $1")
+                .bind(since)
+                .fetch_one(self.pool())
+                .await?,
         )
-        .bind(since)
-        .fetch_one(self.pool())
-        .await?)
     }
 }

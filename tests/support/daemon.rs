@@ -56,7 +56,10 @@ impl Daemon {
             if let Some(st) = self.child.try_wait().expect("try_wait") {
                 return st;
             }
-            assert!(Instant::now() < deadline, "daemon did not exit in {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not exit in {timeout:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

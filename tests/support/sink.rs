@@ -20,6 +20,10 @@ pub struct Sink {
     pub received: Arc<Mutex<Vec<Received>>>,
     /// Transactions that reached end of data (accepted or not).
     pub attempts: Arc<Mutex<u32>>,
+    /// Replies for the next ends of data, used up in order; then 250.
+    pub script: Arc<Mutex<Vec<&'static str>>>,
+    /// Recipients refused at RCPT with this reply.
+    pub refuse_rcpt: Arc<Mutex<Option<(String, &'static str)>>>,
 }
 
 impl Sink {
@@ -37,6 +41,8 @@ impl Sink {
             addr: l.local_addr().unwrap(),
             received: Arc::default(),
             attempts: Arc::default(),
+            script: Arc::default(),
+            refuse_rcpt: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -87,7 +93,18 @@ impl Sink {
                 cur.rcpt_to.clear();
                 b"250 ok\r\n"
             } else if upper.starts_with("RCPT TO:") {
-                cur.rcpt_to.push(addr_of(&text));
+                let rcpt = addr_of(&text);
+                let refused = self
+                    .refuse_rcpt
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .filter(|(a, _)| *a == rcpt);
+                if let Some((_, r)) = refused {
+                    w.write_all(format!("{r}\r\n").as_bytes()).await?;
+                    continue;
+                }
+                cur.rcpt_to.push(rcpt);
                 b"250 ok\r\n"
             } else if upper == "DATA" {
                 w.write_all(b"354 go on\r\n").await?;
@@ -108,7 +125,11 @@ impl Sink {
                     cur.data.extend_from_slice(l);
                 }
                 *self.attempts.lock().unwrap() += 1;
-                match refuse {
+                let scripted = {
+                    let mut s = self.script.lock().unwrap();
+                    (!s.is_empty()).then(|| s.remove(0))
+                };
+                match refuse.or(scripted) {
                     Some(r) => {
                         w.write_all(format!("{r}\r\n").as_bytes()).await?;
                         continue;

@@ -6,14 +6,15 @@
 //! reply with nothing new is marked `empty`, not discarded), never guesses a
 //! signature that has no delimiter or client line, and never panics.
 //!
-//! Every language-dependent word comes from the one table `LOCALES`.
+//! Every language-dependent word comes from the one table in `locale.rs`.
 
-use std::sync::OnceLock;
+mod locale;
 
 use html2text::render::TextDecorator;
 use mail_parser::{Message, PartType};
-use regex::Regex;
 use unicode_normalization::UnicodeNormalization;
+
+use locale::rules;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Extracted {
@@ -25,159 +26,6 @@ pub struct Extracted {
     /// True when nothing new was written (only a quote). `text` may then
     /// still hold a bare `>` quote that carried no sign of being history.
     pub empty: bool,
-}
-
-/// One language's markers. Entries are regex fragments, matched without
-/// case against a line whose `*` bold markers, NBSPs and bidi marks are gone.
-struct Locale {
-    /// Words that open a wrapped attribution ("On", "Em"…).
-    opens: &'static [&'static str],
-    /// Verbs of an attribution; the line then ends with a colon.
-    wrote: &'static [&'static str],
-    /// "Original Message" separators, without the dashes.
-    original: &'static [&'static str],
-    /// Forward markers ("Forwarded message", "Begin forwarded message").
-    forward: &'static [&'static str],
-    /// Header-block labels, each followed by `:`.
-    from: &'static [&'static str],
-    date: &'static [&'static str],
-    to: &'static [&'static str],
-    subject: &'static [&'static str],
-    /// Client signatures, matched at the start of a line.
-    mobile: &'static [&'static str],
-}
-
-#[rustfmt::skip]
-static LOCALES: &[Locale] = &[
-    Locale { // en
-        opens: &["on", "at"], wrote: &["wrote"], original: &["original message"],
-        forward: &["forwarded message", "begin forwarded message"],
-        from: &["from"], date: &["sent", "date"], to: &["to", "cc"], subject: &["subject"],
-        mobile: &[r"sent from my\b", r"sent from (?:outlook|yahoo|mail|windows mail|mailbox|aol|proton ?mail|samsung|\[mail\])",
-            r"sent (?:via|with|using) \S+", r"get \[?outlook for", r"from my (?:iphone|ipad|android|mobile|phone|samsung|galaxy)",
-            r"sent by galaxy", r"sent from a (?:phone|mobile)"],
-    },
-    Locale { // pt
-        opens: &["em", "no dia"], wrote: &["escreveu"], original: &["mensagem original"],
-        forward: &["mensagem encaminhada", "início da mensagem encaminhada", "mensagem reencaminhada"],
-        from: &["de"], date: &["enviado", "enviada", "enviado em", "enviada em", "data"], to: &["para", "cc", "cco"],
-        subject: &["assunto"],
-        mobile: &[r"enviado do meu\b", r"enviad[oa] (?:a partir )?d[oe] (?:meu |minha )?(?:iphone|ipad|android|smartphone|celular|tablet|samsung|galaxy|outlook|e-?mail|yahoo|dispositivo)",
-            r"enviad[oa] (?:via|pelo|pela) \S+", r"obter (?:o )?outlook para", r"baixe o outlook para"],
-    },
-    Locale { // es
-        opens: &["el"], wrote: &["escribió"], original: &["mensaje original"],
-        forward: &["mensaje reenviado", "inicio del mensaje reenviado"],
-        from: &["de"], date: &["enviado", "enviado el", "fecha"], to: &["para", "cc"], subject: &["asunto"],
-        mobile: &[r"enviado desde mi\b", r"enviado desde (?:outlook|yahoo|correo|mail)", r"obtener outlook para"],
-    },
-    Locale { // fr
-        opens: &["le"], wrote: &[r"a\s+écrit"], original: &["message d'origine", "message original"],
-        forward: &["message transféré", "début du message (?:transféré|réexpédié)"],
-        from: &["de"], date: &["envoyé", "date"], to: &["à", "a", "cc"], subject: &["objet"],
-        mobile: &[r"envoyé (?:de|depuis) mon\b", r"obtenir outlook pour"],
-    },
-    Locale { // de
-        opens: &["am"], wrote: &["schrieb"], original: &["ursprüngliche nachricht", "original-nachricht"],
-        forward: &["weitergeleitete nachricht", "anfang der weitergeleiteten nachricht"],
-        from: &["von"], date: &["gesendet", "datum"], to: &["an", "cc"], subject: &["betreff"],
-        mobile: &[r"von meinem .{1,40} gesendet", r"gesendet von meinem\b", r"gesendet mit \S+",
-            r"diese nachricht wurde von meinem .{1,80} gesendet"],
-    },
-    Locale { // it
-        opens: &["il"], wrote: &["ha scritto"], original: &["messaggio originale"],
-        forward: &["messaggio inoltrato", "inizio messaggio inoltrato"],
-        from: &["da"], date: &["inviato", "data"], to: &["a", "cc"], subject: &["oggetto"],
-        mobile: &[r"inviato dal mio\b", r"inviato da (?:iphone|ipad|outlook|yahoo)"],
-    },
-    Locale { // nl
-        opens: &["op"], wrote: &["schreef", "geschreven"], original: &["oorspronkelijk bericht", "origineel bericht"],
-        forward: &["doorgestuurd bericht", "begin doorgestuurd bericht"],
-        from: &["van"], date: &["verzonden", "datum"], to: &["aan", "cc"], subject: &["onderwerp"],
-        mobile: &[r"verzonden (?:vanaf|met|van) \S+", r"verstuurd (?:vanaf|met|van) \S+"],
-    },
-    Locale { // sv, no, da
-        opens: &["den"], wrote: &["skrev"], original: &["ursprungligt meddelande", "opprinnelig melding", "oprindelig meddelelse"],
-        forward: &["vidarebefordrat meddelande", "videresendt melding"],
-        from: &["från", "fra"], date: &["skickat", "sendt", "datum", "dato"], to: &["till", "til"], subject: &["ämne", "emne"],
-        mobile: &[r"skickat från min\b", r"sendt fra min\b"],
-    },
-    Locale { // pl
-        opens: &["dnia", "w dniu"], wrote: &[r"napisał(?:\(a\)|a)?"], original: &["oryginalna wiadomość", "wiadomość oryginalna"],
-        forward: &["przekazana wiadomość"],
-        from: &["od"], date: &["wysłano", "data"], to: &["do", "dw"], subject: &["temat"],
-        mobile: &[r"wysłane z (?:mojego )?\S+"],
-    },
-    Locale { // ru, uk
-        opens: &[], wrote: &["написал(?:а)?", "пишет", "пише", "написав(?:ла)?"], original: &["исходное сообщение", "оригінальне повідомлення"],
-        forward: &["пересылаемое сообщение", "переслане повідомлення"],
-        from: &["от", "від"], date: &["отправлено", "дата", "надіслано"], to: &["кому"], subject: &["тема"],
-        mobile: &[r"отправлено с (?:моего )?\S+", r"надіслано з (?:мого )?\S+"],
-    },
-    Locale { // zh, ja
-        opens: &[], wrote: &["写道", "寫道", "のメッセージ", "書きました"], original: &[],
-        forward: &["转发的邮件", "轉寄的郵件"],
-        from: &["发件人", "寄件者", "差出人"], date: &["发送时间", "日期", "寄件日期", "送信日時"],
-        to: &["收件人", "收件者", "宛先"], subject: &["主题", "主旨", "件名"],
-        mobile: &["发自我的", "從我的 ?iphone 傳送", "寄自我的", "iphoneから送信"],
-    },
-];
-
-struct Rules {
-    opens: Regex,
-    wrote: Regex,
-    wrote_bare: Regex,
-    original: Regex,
-    forward: Regex,
-    from: Regex,
-    date: Regex,
-    to: Regex,
-    subject: Regex,
-    /// "From: … Sent: … Subject: …" flattened on one line.
-    flat_header: Regex,
-    mobile: Regex,
-    /// Old Gmail: "2016-03-03 17:21 GMT+01:00 Name <a@b>:".
-    date_first: Regex,
-    email: Regex,
-    html_quote: Regex,
-}
-
-fn rules() -> &'static Rules {
-    static RULES: OnceLock<Rules> = OnceLock::new();
-    RULES.get_or_init(|| {
-        let alt = |f: fn(&Locale) -> &'static [&'static str]| {
-            LOCALES.iter().flat_map(f).copied().collect::<Vec<_>>().join("|")
-        };
-        let label = |f| format!(r"(?i)^(?:{})\s*[:：]", alt(f));
-        // The table is constant: a pattern that fails to compile is a bug
-        // caught by the unit tests, never an input-dependent failure.
-        let re = |p: &str| Regex::new(p).expect("locale table pattern");
-        Rules {
-            opens: re(&format!(r"(?i)^(?:{})\b", alt(|l| l.opens))),
-            wrote: re(&format!(r"(?i)(?:{}).{{0,120}}[:：]$", alt(|l| l.wrote))),
-            wrote_bare: re(&format!(r"(?i)(?:{})$", alt(|l| l.wrote))),
-            original: re(&format!(r"(?i)^(?:{})$", alt(|l| l.original))),
-            forward: re(&format!(r"(?i)^(?:{})\s*[:：]?$", alt(|l| l.forward))),
-            from: re(&label(|l| l.from)),
-            date: re(&label(|l| l.date)),
-            to: re(&label(|l| l.to)),
-            subject: re(&label(|l| l.subject)),
-            flat_header: re(&format!(
-                r"(?i)^(?:{})\s*:.+\s(?:{})\s*:.+\s(?:{}|{})\s*:",
-                alt(|l| l.from),
-                alt(|l| l.date),
-                alt(|l| l.to),
-                alt(|l| l.subject)
-            )),
-            mobile: re(&format!(r"(?i)^[\s(<\[]*(?:{})", alt(|l| l.mobile))),
-            date_first: re(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"),
-            email: re(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
-            html_quote: re(concat!(
-                r#"<[a-z][a-z0-9]*\b[^>]*\b(?:class\s*=\s*["']?[^"'>]*\b(?:gmail_quote|yahoo_quoted|moz-cite-prefix)\b"#,
-                r#"|id\s*=\s*["']?(?:divrplyfwdmsg|appendonsend)\b)|<blockquote\b[^>]*\btype\s*=\s*["']?cite"#
-            )),
-        }
-    })
 }
 
 /// The line as the rules see it: NFC, bold markers, NBSPs and bidi marks gone.
@@ -218,7 +66,9 @@ fn is_sig_delim(raw: &str, norm: &str) -> bool {
         || (norm.len() >= 5 && norm.chars().all(|c| c == '_'))
         // U+1427, left alone on a line by some tracking add-ons.
         || norm == "\u{1427}"
-        || rules().mobile.is_match(norm)
+        // A client line is short; a sentence that happens to start the same
+        // way ("Enviado pelo fornecedor, o notebook…") is not cut.
+        || (norm.chars().count() <= 100 && rules().mobile.is_match(norm))
 }
 
 enum Marker {
@@ -253,10 +103,7 @@ fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
             return Some(Marker::History);
         }
     }
-    if n.len() < 200
-        && r.date_first.is_match(n)
-        && (n.contains("GMT") || n.contains('@') || n.ends_with(':'))
-    {
+    if n.len() < 200 && r.date_first.is_match(n) {
         return Some(Marker::History);
     }
     attribution(norm, i).map(Marker::Attribution)
@@ -269,18 +116,20 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
     let first = &norm[i];
     // Only a line that looks like the start of one may be joined with the
     // next, or a sentence ending the reply would swallow the attribution.
+    // Name-first forms ("Ana <a@b.c> schrieb am …") have the verb on it.
     let may_wrap = r.opens.is_match(first)
-        || first.starts_with(|c: char| c.is_ascii_digit())
-        || r.email.is_match(first)
-        || first.ends_with('<');
+        || first.ends_with('<')
+        || (r.email.is_match(first) && r.wrote_any.is_match(first));
     let (mut joined, mut blanks) = (String::new(), 0);
     for (k, l) in norm.iter().enumerate().skip(i).take(5) {
         if k > i && !may_wrap {
             break;
         }
         if l.is_empty() {
+            // Gmail sometimes puts a blank line before a wrapped "<address>".
+            let next = norm.get(k + 1).map(String::as_str).unwrap_or("");
             blanks += 1;
-            if blanks > 1 {
+            if blanks > 1 || !next.starts_with('<') {
                 break;
             }
             continue;
@@ -293,14 +142,17 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
             break;
         }
         let t = joined.trim_matches(|c| matches!(c, '-' | ' '));
-        let dated = t.contains(|c: char| c.is_ascii_digit()) || t.contains('@');
+        let dated = r.dated.is_match(t);
         // Zoho writes "---- On … wrote ----", without the colon.
         let bare = r.opens.is_match(t) && r.wrote_bare.is_match(t);
         if dated && (r.wrote.is_match(t) || bare) {
             return Some(k - i + 1);
         }
     }
-    None
+    // "Ana Souza escreveu:" names no date, but a quote right below it
+    // makes it one.
+    let next = norm.iter().skip(i + 1).find(|l| !l.is_empty());
+    (first.len() < 120 && r.wrote.is_match(first) && next.is_some_and(|l| is_quote(l))).then_some(1)
 }
 
 /// After an attribution: a `>` block and then more new text, i.e. an
@@ -318,15 +170,18 @@ fn interleaved(raw: &[&str], norm: &[String], mut j: usize) -> bool {
     j < raw.len() && !is_sig_delim(raw[j], &norm[j]) && marker(raw, norm, j).is_none()
 }
 
+fn unquote(line: &str) -> &str {
+    let t = line.trim_start();
+    let caps = t.chars().take_while(char::is_ascii_uppercase).count();
+    match t.get(caps..) {
+        Some(rest) if rest.starts_with('>') => rest.trim_start_matches(['>', ' ']),
+        _ => line,
+    }
+}
+
 /// Whether a body made only of `>` lines shows it is history.
 fn quoted_history(lines: &[&str]) -> bool {
-    let inner: Vec<&str> = lines
-        .iter()
-        .map(|l| {
-            l.trim_start()
-                .trim_start_matches(|c| matches!(c, '>' | ' '))
-        })
-        .collect();
+    let inner: Vec<&str> = lines.iter().map(|l| unquote(l)).collect();
     let norms: Vec<String> = inner.iter().map(|l| norm(l)).collect();
     (0..inner.len()).any(|i| marker(&inner, &norms, i).is_some())
 }
@@ -336,8 +191,16 @@ pub fn extract_text(body: &str) -> Extracted {
     let body = body.replace("\r\n", "\n").replace('\r', "\n");
     let raw: Vec<&str> = body.split('\n').collect();
     let norms: Vec<String> = raw.iter().map(|l| norm(l)).collect();
+    // The same lines without their `>` prefixes, to see history inside a quote.
+    let inner: Vec<&str> = raw.iter().map(|l| unquote(l)).collect();
+    let inner_norms: Vec<String> = inner.iter().map(|l| norm(l)).collect();
     let n = raw.len();
-    let (mut out, mut sig, mut end, mut i) = (Vec::new(), None, n, 0);
+    let mut out: Vec<&str> = Vec::new();
+    // Where the signature starts, and where the quoted history starts.
+    let (mut sig, mut end, mut i) = (None, n, 0);
+    // Whether `out` holds a new-text line, a quote line (kept as flags: a
+    // long body must not be rescanned at every line).
+    let (mut has_text, mut has_quote) = (false, false);
     while i < n {
         if sig.is_some() {
             // The signature runs until the history starts.
@@ -348,7 +211,17 @@ pub fn extract_text(body: &str) -> Extracted {
             i += 1;
             continue;
         }
+        if is_quote(raw[i]) && has_text {
+            // "> -----Original Message-----" under new text: the rest is
+            // older history, even where a wrapped line lost its `>`.
+            let m = marker(&inner, &inner_norms, i);
+            if matches!(m, Some(Marker::History | Marker::Forward)) {
+                end = i;
+                break;
+            }
+        }
         if blank(raw[i]) || is_quote(raw[i]) {
+            has_quote |= is_quote(raw[i]);
             out.push(raw[i]);
             i += 1;
             continue;
@@ -358,9 +231,10 @@ pub fn extract_text(body: &str) -> Extracted {
             i += 1;
             continue;
         }
-        let top = out.iter().all(|l| blank(l));
+        let top = !has_text && !has_quote;
         match marker(&raw, &norms, i) {
             None => {
+                has_text = true;
                 out.push(raw[i]);
                 i += 1;
             }
@@ -371,8 +245,14 @@ pub fn extract_text(body: &str) -> Extracted {
                 while i < n && blank(raw[i]) {
                     i += 1;
                 }
-                while i < n && (blank(raw[i]) || is_quote(raw[i])) {
-                    i += 1;
+                let mut q = i;
+                while q < n && (blank(raw[q]) || is_quote(raw[q])) {
+                    q += 1;
+                }
+                // More `>` lines further down: answers between the quoted
+                // lines, which need the quote to make sense.
+                if !raw[q..].iter().any(|l| is_quote(l)) {
+                    i = q;
                 }
             }
             Some(Marker::Attribution(len)) if interleaved(&raw, &norms, i + len) => i += len,
@@ -408,7 +288,11 @@ pub fn extract_text(body: &str) -> Extracted {
     let text = join(&out);
     let signature = sig
         .and_then(|s| raw.get(s..end))
-        .map(|l| join(l))
+        .map(|l| {
+            let mut l = l.to_vec();
+            trim_tail(&mut l);
+            join(&l)
+        })
         .filter(|s| s.chars().any(char::is_alphanumeric));
     let empty = text.lines().all(|l| blank(l) || is_quote(l));
     Extracted {
@@ -525,11 +409,19 @@ impl TextDecorator for Plain {
 }
 
 fn html_to_text(html: &str) -> String {
+    // Word (Outlook desktop) spaces paragraphs with empty zero-margin <p>s:
+    // as <div>s they come out one line each, as Outlook shows them.
+    let html = match html.to_ascii_lowercase().contains("msonormal") {
+        true => rules().word_p.replace_all(html, "<${1}div"),
+        false => html.into(),
+    };
     // Wide enough that html2text never re-wraps a line.
     let text = html2text::config::with_decorator(Plain::default())
         .link_footnotes(false)
+        // Signatures are often laid out in tables: no box-drawing borders.
+        .no_table_borders()
         .string_from_read(html.as_bytes(), 10_000)
-        .unwrap_or_else(|_| html.to_owned());
+        .unwrap_or_else(|_| html.into_owned());
     text.lines()
         .map(drop_self_links)
         .collect::<Vec<_>>()
@@ -564,7 +456,7 @@ pub fn extract_message(msg: &Message<'_>) -> Extracted {
             _ => None,
         })
         .collect();
-    if !plain.is_empty() {
+    if plain.iter().any(|t| !t.trim().is_empty()) {
         return extract_text(&plain.join("\n"));
     }
     let html = msg.html_bodies().find_map(|p| match &p.body {
@@ -616,6 +508,25 @@ mod tests {
         assert_eq!(e.text, "");
         assert!(e.empty);
         assert!(extract_text("> citação solta").empty);
+    }
+
+    #[test]
+    fn pasted_log_and_plain_sentences_are_kept() {
+        let t = "Segue o log:\n2026-03-03 10:15:22 ERRO login de ana@empresa.com.br\n\n\
+                 Enviado pelo fornecedor ontem, o notebook chegou sem fonte.\n\
+                 No chamado 1234 o técnico escreveu:\nreinstalar o driver";
+        assert_eq!(extract_text(t).text, t);
+    }
+
+    #[test]
+    fn android_signature_and_dash_delimiter() {
+        let e = extract_text("Ok.\n\nEnviado do meu Android\n");
+        assert_eq!(
+            (e.text.as_str(), e.signature.as_deref()),
+            ("Ok.", Some("Enviado do meu Android"))
+        );
+        let e = extract_text("Ok.\n-- \nAna Souza\nRamal 4321");
+        assert_eq!(e.signature.as_deref(), Some("--\nAna Souza\nRamal 4321"));
     }
 
     #[test]
