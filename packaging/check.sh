@@ -11,6 +11,17 @@ CARGO_DEB_VERSION=3.8.0 # rust-version 1.85: fits the 1.95 toolchain
 step() { echo "ci: $*"; }
 t0=$SECONDS
 
+# What the checks below run: on Debian 12 these are usually there already.
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v adduser >/dev/null || need+=(adduser)
+command -v deb-systemd-helper >/dev/null || need+=(init-system-helpers)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
 if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
   step "installing cargo-deb $CARGO_DEB_VERSION"
   cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --quiet

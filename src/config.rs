@@ -166,6 +166,17 @@ pub struct InboundConfig {
     /// `reopen` (default) or `keep`; any other value is refused when the
     /// file is parsed, with its line.
     pub closed_ticket: ClosedTicket,
+    /// Mail matched to a ticket by subject or thread headers from someone who
+    /// is neither its requester nor a technician, and not sent to the
+    /// ticket's Reply-To address: `quarantine` (default) or `accept`.
+    pub strangers: Strangers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strangers {
+    Quarantine,
+    Accept,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -271,6 +282,7 @@ impl Default for InboundConfig {
             unmatched: Unmatched::Quarantine,
             subject_pattern: None,
             closed_ticket: ClosedTicket::Reopen,
+            strangers: Strangers::Quarantine,
         }
     }
 }

@@ -245,9 +245,9 @@ async fn quarantine_commands(db: Db) {
 async fn closed_reply(e: &Env, policy: ClosedTicket, n: u32) -> Gateway {
     let mut cfg = e.cfg.clone();
     cfg.inbound.closed_ticket = policy;
-    let out = run(&e, "ticket close 77");
+    let out = run(e, "ticket close 77");
     assert_eq!(out.trim(), "ticket 77 closed");
-    assert!(run(&e, "ticket close 77").contains("already closed"));
+    assert!(run(e, "ticket close 77").contains("already closed"));
     let gw = Gateway::start(cfg).await.expect("gateway starts");
     let raw = mail(
         "RES: [HD #77] Impressora",

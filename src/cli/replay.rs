@@ -15,7 +15,7 @@ use super::output::{self, fields, time};
 use crate::config::{ClosedTicket, Config, Unmatched};
 use crate::inbound::classify::{self, Kind};
 use crate::inbound::subject::{SubjectMatcher, strip_reply_prefixes};
-use crate::inbound::{Inbound, MatchedBy, parse};
+use crate::inbound::{Inbound, parse};
 use crate::outbound::{self, OutboundError};
 use crate::store::Store;
 
@@ -93,7 +93,7 @@ struct ThreadId {
 #[derive(Serialize)]
 struct TicketStep {
     id: i64,
-    matched_by: &'static str,
+    matched_by: String,
     status: String,
     technicians: Vec<String>,
     already_holds_message: bool,
@@ -202,11 +202,8 @@ async fn explain(
     {
         x.ticket = Some(TicketStep {
             id,
-            matched_by: if by == MatchedBy::Subject {
-                "subject"
-            } else {
-                "references"
-            },
+            // Debug names ("subject", "references") follow new variants.
+            matched_by: format!("{by:?}").to_lowercase(),
             status: t.status.clone(),
             technicians: t.technician_list(),
             already_holds_message: store.ticket_holds_message(id, &p.message_id).await?,

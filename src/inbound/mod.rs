@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::config::{Config, Unmatched};
+use crate::config::{Strangers, Config, Unmatched};
 use crate::outbound::{self, Notice, OutboundError};
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
@@ -63,8 +63,17 @@ pub enum InboundError {
 /// How the ticket was found, for logs and `replay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchedBy {
+    /// Sent to the ticket's Reply-To address with the right token.
+    Token,
     Subject,
     References,
+}
+
+/// True when `addr` is the ticket's requester or one of its technicians.
+pub fn is_participant(ticket: &Ticket, addr: &str) -> bool {
+    !addr.is_empty()
+        && (ticket.requester.eq_ignore_ascii_case(addr)
+            || ticket.technician_list().iter().any(|t| t.eq_ignore_ascii_case(addr)))
 }
 
 pub struct Inbound {
@@ -154,7 +163,12 @@ impl Inbound {
                 .quarantine(env, raw, &p.subject, &p.message_id, &reason)
                 .await;
         }
-        let Some((ticket_id, by)) = self.find_ticket(&p).await? else {
+        let by_token = self.ticket_by_reply_address(env).await?;
+        let found = match by_token {
+            Some(id) => Some((id, MatchedBy::Token)),
+            None => self.find_ticket(&p).await?,
+        };
+        let Some((ticket_id, by)) = found else {
             let reason = "no ticket matches the subject or the thread headers";
             return self
                 .unmatched(env, raw, &p.subject, &p.message_id, reason)
@@ -165,13 +179,40 @@ impl Inbound {
                 .unmatched(env, raw, &p.subject, &p.message_id, "the ticket vanished")
                 .await;
         };
+        // Knowing a ticket number is not enough to write on it: the sender
+        // must take part in the ticket, or answer its Reply-To address.
+        let strangers = self.cfg.inbound.strangers;
+        if by != MatchedBy::Token
+            && strangers == Strangers::Quarantine
+            && !is_participant(&ticket, &p.from)
+            && !is_participant(&ticket, &env.mail_from)
+        {
+            let who = if p.from.is_empty() { &env.mail_from } else { &p.from };
+            let reason = format!("sender {who} is not a participant of ticket {ticket_id}");
+            return self.quarantine(env, raw, &p.subject, &p.message_id, &reason).await;
+        }
         self.store_reply(env, raw, p, ticket, Some(by), None).await
+    }
+
+    /// The ticket named by a recipient `local+ID.TOKEN@domain`, when the
+    /// token is that ticket's.
+    pub async fn ticket_by_reply_address(&self, env: &Envelope) -> Result<Option<i64>, InboundError> {
+        for rcpt in &env.rcpt_to {
+            if let Some((id, token)) = outbound::parse_reply_address(&self.cfg, rcpt) {
+                if let Some(t) = self.store.ticket_get(id).await? {
+                    if !t.reply_token.is_empty() && t.reply_token == token {
+                        return Ok(Some(id));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Why a bounce is held: for mail this gateway sent, which mail and
     /// ticket (found by the Message-ID quoted in the report); else that it
     /// reports on mail we never sent (backscatter).
-    async fn bounce_reason(&self, raw: &[u8]) -> Result<String, InboundError> {
+    pub async fn bounce_reason(&self, raw: &[u8]) -> Result<String, InboundError> {
         let suffix = format!("@{}>", self.cfg.smtp.hostname);
         let text = String::from_utf8_lossy(raw);
         for (end, _) in text.match_indices(&suffix) {

@@ -40,7 +40,7 @@ pub async fn queue_failure_notice(
     let raw = compose::build(&compose::Draft {
         from_name: &cfg.mail.from_name,
         from: &cfg.mail.from,
-        reply_to: &cfg.mail.from,
+        reply_to: &super::reply_address(cfg, &ticket),
         to: &to,
         subject: &subject,
         text: &text,

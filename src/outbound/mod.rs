@@ -87,6 +87,30 @@ pub async fn current_template(store: &Store) -> Result<Parsed, OutboundError> {
     Parsed::new(row)
 }
 
+/// The address replies about `ticket` should go to: the gateway's own with
+/// `+ID.TOKEN` (RFC 5233 subaddress), so a reply is tied to its ticket, and
+/// trusted, whatever its subject and whoever sends it.
+pub fn reply_address(cfg: &Config, ticket: &Ticket) -> String {
+    match cfg.mail.from.rsplit_once('@') {
+        Some((local, domain)) if !ticket.reply_token.is_empty() => {
+            format!("{local}+{}.{}@{domain}", ticket.id, ticket.reply_token)
+        }
+        _ => cfg.mail.from.clone(),
+    }
+}
+
+/// The ticket a subaddressed recipient names, when its token is right.
+pub fn parse_reply_address<'a>(cfg: &Config, rcpt: &'a str) -> Option<(i64, &'a str)> {
+    let (local, domain) = rcpt.rsplit_once('@')?;
+    let (our_local, our_domain) = cfg.mail.from.rsplit_once('@')?;
+    let (base, tag) = local.split_once('+')?;
+    if !base.eq_ignore_ascii_case(our_local) || !domain.eq_ignore_ascii_case(our_domain) {
+        return None;
+    }
+    let (id, token) = tag.split_once('.')?;
+    Some((id.parse().ok()?, token))
+}
+
 /// The values of every key for one ticket and one message text.
 pub fn values_for(ticket: &Ticket, text: &str) -> Values {
     let mut v = Values::new();
@@ -196,7 +220,7 @@ pub async fn technician_reply(
     let raw = compose::build(&compose::Draft {
         from_name: &cfg.mail.from_name,
         from: &cfg.mail.from,
-        reply_to: &cfg.mail.from,
+        reply_to: &reply_address(cfg, &ticket),
         to: &to,
         subject: &r.subject,
         text: &r.text,
@@ -260,7 +284,7 @@ pub async fn preview(
     Ok(compose::build(&compose::Draft {
         from_name: &cfg.mail.from_name,
         from: &cfg.mail.from,
-        reply_to: &cfg.mail.from,
+        reply_to: &reply_address(cfg, &ticket),
         to: &to,
         subject: &r.subject,
         text: &r.text,
@@ -317,7 +341,7 @@ pub async fn queue_notification(
     let raw = compose::build(&compose::Draft {
         from_name: &cfg.mail.from_name,
         from: &cfg.mail.from,
-        reply_to: &cfg.mail.from,
+        reply_to: &reply_address(cfg, ticket),
         to: &to,
         subject: n.subject,
         text: &text,

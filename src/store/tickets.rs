@@ -25,6 +25,8 @@ pub struct Ticket {
     pub thread_index: String,
     pub thread_topic: String,
     pub status: String,
+    /// Secret in the ticket's Reply-To address (see `reply_address`).
+    pub reply_token: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -55,7 +57,7 @@ pub struct TicketFields {
 
 const COLUMNS: &str = "id, requester, contact_name, registered_by, opened_at_text, demand, service, \
     related_service, portfolio, category, time_spent_date, time_spent_hours, technicians, \
-    thread_root, thread_index, thread_topic, status, created_at, updated_at";
+    thread_root, thread_index, thread_topic, status, created_at, updated_at, reply_token";
 
 impl Store {
     pub async fn ticket_get(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
@@ -104,6 +106,7 @@ impl Store {
             thread_index: thread_index.to_owned(),
             thread_topic: String::new(),
             status: "open".into(),
+            reply_token: String::new(),
             created_at: now,
             updated_at: now,
         });
@@ -161,6 +164,14 @@ impl Store {
         .bind(t.updated_at)
         .execute(&mut *tx)
         .await?;
+        // A new ticket gets its Reply-To secret once; it never changes, so
+        // old mail keeps working.
+        let token = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        sqlx::query("UPDATE tickets SET reply_token = $1 WHERE id = $2 AND reply_token = ''")
+            .bind(token)
+            .bind(t.id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(created)
     }

@@ -1,0 +1,427 @@
+#!/usr/bin/env bash
+# bench/compare.sh — mensageria against Postfix and smtp-sink, on this machine,
+# in one go (about 6–10 minutes on 2 cores):
+#
+#   1. inbound, smtp-source at 1/10/50/200 sessions, one ~5 KB message per
+#      connection: smtp-sink (protocol ceiling), Postfix (durable queue,
+#      discard transport), the gateway on SQLite, the gateway on PostgreSQL;
+#   2. inbound, mensageria-load (realistic replies, 2–50 KB, 10 % with an
+#      attachment, reused connections) against the same four;
+#   3. outbound: K technician replies queued in the outbox, drained by the
+#      gateway's relay into smtp-sink, against smtp-source → smtp-sink;
+#   4. gateway RSS with 1,000 idle sessions;
+#   5. the criterion benchmark benches/pipeline.rs (CPU per inbound message).
+#
+# Everything listens on 127.0.0.1 only; every daemon started here is stopped
+# on exit (trap). Postgres: 127.0.0.1:5432, trust auth; a scratch database is
+# created and dropped. Postfix is installed from Debian when missing.
+# Knobs (environment): MESSAGES, SINK_MESSAGES, SESSIONS_LIST, SIZE,
+# LOAD_SESSIONS, LOAD_MESSAGES, OUT_MESSAGES, IDLE_SESSIONS, PG_ADMIN,
+# GW_PORT, POSTFIX_PORT, SINK_PORT, POINT_TIMEOUT, KEEP_WORK=1, SKIP_CRITERION=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+MESSAGES=${MESSAGES:-5000}            # per smtp-source point (Postfix, gateway)
+SINK_MESSAGES=${SINK_MESSAGES:-20000} # per smtp-source point against smtp-sink
+SESSIONS_LIST=${SESSIONS_LIST:-"1 10 50 200"}
+SIZE=${SIZE:-5000}                    # smtp-source -l: body bytes
+LOAD_SESSIONS=${LOAD_SESSIONS:-50}
+LOAD_MESSAGES=${LOAD_MESSAGES:-40}    # per session
+OUT_MESSAGES=${OUT_MESSAGES:-2000}
+IDLE_SESSIONS=${IDLE_SESSIONS:-1000}
+PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
+GW_PORT=${GW_PORT:-2525}
+POSTFIX_PORT=${POSTFIX_PORT:-2526}
+SINK_PORT=${SINK_PORT:-2527}
+POINT_TIMEOUT=${POINT_TIMEOUT:-180}   # seconds, any one measured run
+SUBJECT_ID=1                          # the ticket smtp-source's subject names
+SUBJECT="RES: Solicitação nº ${SUBJECT_ID} - Impressoras"
+
+M=$ROOT/target/release/mensageria
+LOAD=$ROOT/target/release/mensageria-load
+WORK=$(mktemp -d /tmp/mensageria-bench.XXXXXX)
+chmod 755 "$WORK" # Postfix's daemons run as the postfix user under it
+RESULTS=${RESULTS:-$ROOT/target/bench/compare-$(date +%Y%m%d-%H%M%S).txt}
+mkdir -p "$(dirname "$RESULTS")"
+
+PIDS=()            # every background process started here
+POSTFIX_UP=""
+PG_DBS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a != "") printf "%.2f", a / b; else printf "-" }'; }
+
+cleanup() {
+  set +e
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$pid" 2>/dev/null
+  done
+  [ -n "$POSTFIX_UP" ] && postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1
+  for db in "${PG_DBS[@]}"; do
+    psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  done
+  if [ -z "${KEEP_WORK:-}" ]; then rm -rf "$WORK"; else log "work files kept in $WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Starts "$@" in the background, logging to $WORK/$1.log; the pid is in BG.
+spawn() {
+  local name=$1; shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  BG=$!
+  PIDS+=("$BG")
+}
+
+# SIGTERM, up to 40 s to drain, then SIGKILL; the pid leaves the cleanup list.
+stop_pid() {
+  local pid=$1 keep=() p
+  for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }; sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+port_free() { ! ss -ltnH "( sport = :$1 )" | grep -q .; }
+
+# Waits until 127.0.0.1:$1 greets with 220.
+wait_smtp() {
+  for _ in $(seq 1 150); do
+    if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && head -c 3 <&3" 2>/dev/null | grep -q 220; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  die "nothing greets on 127.0.0.1:$1"
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# ---------------------------------------------------------------- prerequisites
+prerequisites() {
+  if ! command -v smtp-source >/dev/null || ! command -v postfix >/dev/null; then
+    log "installing postfix (Debian), without configuring or starting it"
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
+  fi
+  command -v sqlite3 >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3 >/dev/null
+  command -v psql >/dev/null || die "psql (postgresql-client) is needed"
+  psql "$PG_ADMIN" -qAtc "select 1" >/dev/null || die "PostgreSQL is not reachable at $PG_ADMIN"
+  for p in "$GW_PORT" "$POSTFIX_PORT" "$SINK_PORT"; do
+    port_free "$p" || die "port $p is in use"
+  done
+  ulimit -n 20000 2>/dev/null || true
+  log "building (cargo build --release)"
+  cargo build --release --bins --quiet
+}
+
+# ------------------------------------------------------------------- Postfix
+# Its own config and queue directories under $WORK, listening on loopback
+# only; mail for suporte.example is queued (fsync, Postfix's default) and then
+# discarded. Up to 250 processes per service (smtpd, cleanup), so 200
+# sessions are all served at once; everything else is Postfix's default.
+start_postfix() {
+  local d=$WORK/postfix
+  mkdir -p "$d/etc" "$d/queue" "$d/data"
+  chown postfix "$d/data"
+  cp /etc/postfix/master.cf "$d/etc/master.cf"
+  cat >"$d/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $d/queue
+data_directory = $d/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.bench.example
+mydomain = bench.example
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination = suporte.example
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = discard:
+default_transport = discard:
+relay_transport = discard:
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_client_connection_count_limit = 0
+default_process_limit = 250
+maillog_file_prefixes = $d
+maillog_file = $d/maillog
+EOF
+  postconf -c "$d/etc" -F '*/*/chroot = n'
+  postconf -c "$d/etc" -M# smtp/inet
+  postconf -c "$d/etc" -Me "127.0.0.1:$POSTFIX_PORT/inet = 127.0.0.1:$POSTFIX_PORT inet n - n - - smtpd"
+  postfix -c "$d/etc" start >/dev/null 2>&1 || { tail -5 "$d/maillog" >&2; die "postfix did not start"; }
+  POSTFIX_UP=1
+  wait_smtp "$POSTFIX_PORT"
+}
+
+# -------------------------------------------------------------------- gateway
+# db_url NAME KIND → a fresh database: an SQLite file or a scratch PG database.
+db_url() {
+  if [ "$2" = sqlite ]; then
+    echo "sqlite://$WORK/$1/mensageria.db"
+  else
+    local name="mensageria_bench_$$_$1"
+    psql "$PG_ADMIN" -qc "CREATE DATABASE $name" >/dev/null
+    PG_DBS+=("$name")
+    echo "${PG_ADMIN%/*}/$name"
+  fi
+}
+
+# write_config DIR URL: the shipped defaults, except what a bench needs
+# (loopback port, test domain, session caps above 200 and 1,000 idle).
+write_config() {
+  mkdir -p "$1"
+  cat >"$1/mensageria.toml" <<EOF
+[database]
+url = "$2"
+[smtp]
+listen = "127.0.0.1:$GW_PORT"
+hostname = "gw.bench.example"
+local_domains = ["suporte.example"]
+max_sessions = 5000
+max_sessions_per_ip = 5000
+[mail]
+from = "chamados@suporte.example"
+from_name = "Central de Serviços"
+[relay]
+url = "smtp://127.0.0.1:$SINK_PORT"
+EOF
+  echo "$1/mensageria.toml"
+}
+
+# sql CONFIG_URL QUERY: one value (SQLite file or PostgreSQL).
+sql() {
+  case $1 in
+    sqlite://*) sqlite3 -cmd ".timeout 10000" "${1#sqlite://}" "$2" ;;
+    *) psql "$1" -qAtc "$2" ;;
+  esac
+}
+
+# Template 417, ticket 1 without technicians (the smtp-source subject: a
+# reply is one INSERT and its commit), tickets 1001–1100 with a technician
+# (mensageria-load: each reply also queues a notification, same commit).
+seed() {
+  local cfg=$1
+  printf 'Olá ${NOMECONTATO},\n\n${MENSAGEM}\n\n--\nCentral de Serviços\n' >"$WORK/template.txt"
+  local id
+  id=$("$M" --config "$cfg" template add --name tecnico \
+    --subject 'Solicitação nº ${IDSOLICITACAOSERVICO} - ${SERVICO}' --body-file "$WORK/template.txt")
+  "$M" --config "$cfg" param set 417 "$id" >/dev/null
+  "$M" --config "$cfg" ticket upsert "$SUBJECT_ID" --requester requerente@cliente.example \
+    --contact "Márcia Gonçalves" --service Impressoras >/dev/null
+  if [ "${2:-}" = load ]; then
+    for i in $(seq 1001 1100); do
+      "$M" --config "$cfg" ticket upsert "$i" --requester "requerente$i@cliente.example" \
+        --technician "tecnico$((i % 7))@suporte.example" --service "Serviço $((i % 9))" >/dev/null
+    done
+  fi
+}
+
+start_gateway() {
+  spawn "gateway-$2" "$M" --config "$1" serve
+  GW_PID=$BG
+  wait_smtp "$GW_PORT"
+}
+
+# --------------------------------------------------------------- measurements
+declare -A RATE ERR LOADR IDLE OUT
+# source_point TARGET PORT SESSIONS COUNT [COUNT_QUERY_URL]: smtp-source, timed.
+source_point() {
+  local target=$1 port=$2 s=$3 n=$4 url=${5:-} before=0 after t0 t1 errs
+  [ -n "$url" ] && before=$(sql "$url" "SELECT COUNT(*) FROM messages WHERE ticket_id = $SUBJECT_ID")
+  t0=$(now)
+  timeout "$POINT_TIMEOUT" smtp-source -A -s "$s" -m "$n" -l "$SIZE" -M bench.cliente.example \
+    -f requerente@cliente.example -t chamados@suporte.example -S "$SUBJECT" \
+    "127.0.0.1:$port" 2>"$WORK/source.err" || log "smtp-source $target s=$s exited $?"
+  t1=$(now)
+  errs=$(grep -c warning "$WORK/source.err" || true)
+  local ok=$((n - errs))
+  if [ -n "$url" ]; then
+    # The gateway's own count: replies threaded onto the ticket.
+    after=$(sql "$url" "SELECT COUNT(*) FROM messages WHERE ticket_id = $SUBJECT_ID")
+    ok=$((after - before))
+  fi
+  RATE[$target,$s]=$(calc "$ok / ($t1 - $t0)")
+  ERR[$target,$s]=$errs
+  if [ "$errs" -gt 0 ]; then
+    log "  $target s=$s: $errs refusals: $(grep -o 'rejected: [0-9]*' "$WORK/source.err" | sort | uniq -c | tr '\n' ' ')"
+  fi
+  log "  $target s=$s: $ok of $n accepted, ${RATE[$target,$s]} msg/s"
+}
+
+sweep() {
+  local target=$1 port=$2 n=$3 url=${4:-}
+  for s in $SESSIONS_LIST; do source_point "$target" "$port" "$s" "$n" "$url"; done
+}
+
+# load_run TARGET PORT [URL]: mensageria-load, realistic replies.
+load_run() {
+  local target=$1 port=$2 url=${3:-} line
+  line=$(timeout "$POINT_TIMEOUT" "$LOAD" --addr "127.0.0.1:$port" --sessions "$LOAD_SESSIONS" \
+    --messages "$LOAD_MESSAGES" --ticket-ids 1001-1100 --max-secs $((POINT_TIMEOUT - 30)) \
+    2>>"$WORK/load.err" | tee -a "$WORK/load.out" | grep '^RESULT' || true)
+  local backlog=-
+  if [ -n "$url" ]; then
+    backlog=$(sql "$url" "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')")
+  fi
+  LOADR[$target]="$line backlog=$backlog"
+  log "  $target: ${line:-no RESULT} backlog=$backlog"
+}
+
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
+
+# idle_rss TARGET: RSS of the running gateway before and with idle sessions.
+idle_rss() {
+  local before with line
+  before=$(rss_kb "$GW_PID")
+  spawn "idle-$1" "$LOAD" --addr "127.0.0.1:$GW_PORT" --idle "$IDLE_SESSIONS" --hold-secs 60
+  local idle_pid=$BG
+  for _ in $(seq 1 150); do grep -q "IDLE READY" "$WORK/idle-$1.log" && break; sleep 0.2; done
+  sleep 1
+  with=$(rss_kb "$GW_PID")
+  line=$(grep "IDLE READY" "$WORK/idle-$1.log" || echo "IDLE READY sessions=0")
+  stop_pid "$idle_pid"
+  IDLE[$1]="$before $with $(field "$line" sessions)"
+  log "  $1: RSS ${before} KiB → ${with} KiB with $(field "$line" sessions) idle sessions"
+}
+
+# outbound TARGET KIND: K technician replies queued, then drained by serve.
+outbound() {
+  local target=$1 kind=$2 dir=$WORK/out-$2 url cfg
+  url=$(db_url "out_$2" "$kind")
+  cfg=$(write_config "$dir" "$url")
+  seed "$cfg"
+  awk 'BEGIN { for (i = 0; i < 30; i++) print "Bom dia, a troca do toner foi feita e a impressora do terceiro andar voltou a funcionar; por favor confirme se o problema foi resolvido." }' >"$WORK/reply.txt"
+  "$M" --config "$cfg" ticket reply "$SUBJECT_ID" --from tecnico@suporte.example --body-file "$WORK/reply.txt" >/dev/null
+  # The other K-1 rows copy that one's exact bytes with their own outbox
+  # Message-ID (the relay reads only the row, never re-renders).
+  local cols="ticket_id, kind, message_id, mail_from, rcpt_to, raw, state, attempts, next_attempt_at, created_at"
+  if [ "$kind" = sqlite ]; then
+    sql "$url" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $((OUT_MESSAGES - 1)))
+      INSERT INTO outbox ($cols) SELECT o.ticket_id, o.kind, o.message_id || '.' || n.i, o.mail_from, o.rcpt_to,
+      o.raw, 'queued', 0, o.next_attempt_at, o.created_at FROM outbox o, n WHERE o.id = 1"
+  else
+    sql "$url" "INSERT INTO outbox ($cols) SELECT o.ticket_id, o.kind, o.message_id || '.' || n.i, o.mail_from,
+      o.rcpt_to, o.raw, 'queued', 0, o.next_attempt_at, o.created_at FROM outbox o, generate_series(1, $((OUT_MESSAGES - 1))) AS n(i)
+      WHERE o.id = 1" >/dev/null
+  fi
+  OUT_SIZE=$(sql "$url" "SELECT LENGTH(raw) FROM outbox WHERE id = 1")
+  start_gateway "$cfg" "out-$2"
+  local waiting=1
+  for _ in $(seq 1 $((POINT_TIMEOUT * 5))); do
+    waiting=$(sql "$url" "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')")
+    [ "$waiting" = 0 ] && break
+    sleep 0.2
+  done
+  stop_pid "$GW_PID"
+  local r
+  r=$(sql "$url" "SELECT COUNT(*) || ' ' || (MAX(sent_at) - MIN(sent_at)) FROM outbox WHERE state = 'sent'")
+  local sent=${r% *} ms=${r#* }
+  [ -n "$ms" ] && [ "$ms" -gt 0 ] || ms=1
+  OUT[$target]=$(calc "($sent - 1) * 1000 / $ms")
+  log "  $target: $sent of $OUT_MESSAGES sent in $ms ms (first to last), ${OUT[$target]} msg/s; $waiting left"
+}
+
+# ------------------------------------------------------------------------ run
+prerequisites
+START=$(now)
+log "work directory $WORK"
+spawn smtp-sink smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024
+wait_smtp "$SINK_PORT"
+
+log "smtp-sink (protocol ceiling)"
+sweep sink "$SINK_PORT" "$SINK_MESSAGES"
+load_run sink "$SINK_PORT"
+
+log "Postfix $(postconf -d -h mail_version) (queue fsync, discard transport)"
+start_postfix
+sweep postfix "$POSTFIX_PORT" "$MESSAGES"
+load_run postfix "$POSTFIX_PORT"
+postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 && POSTFIX_UP=""
+
+for kind in sqlite postgres; do
+  log "gateway on $kind"
+  url=$(db_url "in_$kind" "$kind")
+  cfg=$(write_config "$WORK/in-$kind" "$url")
+  seed "$cfg" load
+  start_gateway "$cfg" "in-$kind"
+  sweep "gw-$kind" "$GW_PORT" "$MESSAGES" "$url"
+  load_run "gw-$kind" "$GW_PORT" "$url"
+  idle_rss "gw-$kind"
+  stop_pid "$GW_PID"
+  log "outbound relay on $kind"
+  outbound "relay-$kind" "$kind"
+done
+
+log "smtp-source -d → smtp-sink, $OUT_MESSAGES messages of $OUT_SIZE bytes, 1 and 4 connections"
+for s in 1 4; do
+  t0=$(now)
+  timeout "$POINT_TIMEOUT" smtp-source -d -s "$s" -m "$OUT_MESSAGES" -l "$OUT_SIZE" -M gw.bench.example \
+    -f chamados@suporte.example -t requerente@cliente.example "127.0.0.1:$SINK_PORT" 2>/dev/null || true
+  OUT[source-$s]=$(calc "$OUT_MESSAGES / ($(now) - $t0)")
+done
+
+PIPELINE="skipped"
+if [ -z "${SKIP_CRITERION:-}" ]; then
+  log "criterion: benches/pipeline.rs"
+  cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 3 >"$WORK/criterion.txt" 2>&1 || true
+  PIPELINE=$(sed -n 's/^pipeline: //p' "$WORK/criterion.txt")
+fi
+ELAPSED=$(calc "$(now) - $START")
+
+# ----------------------------------------------------------------------- table
+{
+  echo "mensageria bench/compare.sh — $(date '+%Y-%m-%d %H:%M %Z'), $(nproc) cores, $(uname -r), Postfix $(postconf -d -h mail_version), PostgreSQL $(psql "$PG_ADMIN" -qAtc 'show server_version' | cut -d' ' -f1), SQLite $(sqlite3 --version | cut -d' ' -f1)"
+  echo
+  echo "Inbound: smtp-source, one ${SIZE}-byte message per connection; messages/s (gateway: replies threaded)"
+  printf '%-8s | %9s | %8s | %9s | %11s | %14s | %10s | %11s | %7s\n' sessions smtp-sink postfix "gw sqlite" "gw postgres" "sqlite/postfix" "pg/postfix" "sqlite/sink" "pg/sink"
+  for s in $SESSIONS_LIST; do
+    printf '%-8s | %9s | %8s | %9s | %11s | %14s | %10s | %11s | %7s\n' "$s" \
+      "${RATE[sink,$s]}" "${RATE[postfix,$s]}" "${RATE[gw-sqlite,$s]}" "${RATE[gw-postgres,$s]}" \
+      "$(ratio "${RATE[gw-sqlite,$s]}" "${RATE[postfix,$s]}")" "$(ratio "${RATE[gw-postgres,$s]}" "${RATE[postfix,$s]}")" \
+      "$(ratio "${RATE[gw-sqlite,$s]}" "${RATE[sink,$s]}")" "$(ratio "${RATE[gw-postgres,$s]}" "${RATE[sink,$s]}")"
+  done
+  errs=""
+  for k in "${!ERR[@]}"; do [ "${ERR[$k]}" != 0 ] && errs="$errs $k:${ERR[$k]}"; done
+  echo "refused by the server (smtp-source warnings):${errs:- none}"
+  echo
+  echo "Inbound: mensageria-load, $LOAD_SESSIONS sessions × $LOAD_MESSAGES messages on reused connections, 2–50 KB, 10 % with attachment, tickets 1001–1100 (each with a technician)"
+  printf '%-12s | %8s | %8s | %8s | %8s | %6s | %s\n' target "msg/s" "p50 ms" "p99 ms" "max ms" errors "outbox backlog after"
+  for t in sink postfix gw-sqlite gw-postgres; do
+    l=${LOADR[$t]:-}
+    printf '%-12s | %8s | %8s | %8s | %8s | %6s | %s\n' "$t" "$(field "$l" rate)" "$(field "$l" p50_ms)" \
+      "$(field "$l" p99_ms)" "$(field "$l" max_ms)" "$(field "$l" errors)" "$(field "$l" backlog)"
+  done
+  echo
+  echo "Outbound: $OUT_MESSAGES queued technician replies ($OUT_SIZE bytes each) → smtp-sink; messages/s"
+  printf '%-42s | %8s\n' "gateway relay, SQLite outbox" "${OUT[relay-sqlite]:-}"
+  printf '%-42s | %8s\n' "gateway relay, PostgreSQL outbox" "${OUT[relay-postgres]:-}"
+  printf '%-42s | %8s\n' "smtp-source -d, 1 connection" "${OUT[source-1]:-}"
+  printf '%-42s | %8s\n' "smtp-source -d, 4 connections" "${OUT[source-4]:-}"
+  echo
+  echo "Memory: gateway VmRSS with $IDLE_SESSIONS idle sessions (after the load above)"
+  for t in gw-sqlite gw-postgres; do
+    read -r b w n <<<"${IDLE[$t]:-0 0 0}"
+    echo "$t: ${b} KiB → ${w} KiB with $n sessions open ($(awk -v b="$b" -v w="$w" -v n="$n" 'BEGIN { if (n > 0) printf "%.1f", (w - b) / n; else printf "-" }') KiB per session)"
+  done
+  echo
+  echo "CPU: $PIPELINE"
+  if [ -s "$WORK/criterion.txt" ]; then
+    grep -E '^inbound/|time:' "$WORK/criterion.txt" | sed 's/^/  /'
+  fi
+  echo
+  echo "whole run: ${ELAPSED} s"
+} | tee "$RESULTS"
+log "results in $RESULTS"
