@@ -120,7 +120,11 @@ fn benches(c: &mut Criterion, raw: &[u8], matcher: &SubjectMatcher) {
 fn main() {
     let raw = reply();
     let matcher = SubjectMatcher::from_template(TEMPLATE_SUBJECT).expect("template subject");
-    assert_eq!(pipeline(&raw, &matcher), Some(48213), "the sample must thread");
+    assert_eq!(
+        pipeline(&raw, &matcher),
+        Some(48213),
+        "the sample must thread"
+    );
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))

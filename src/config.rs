@@ -35,9 +35,52 @@ pub struct Config {
     pub mail: MailConfig,
     pub relay: RelayConfig,
     pub inbound: InboundConfig,
+    pub security: SecurityConfig,
+    pub loops: LoopConfig,
     pub tls: TlsConfig,
     pub log: LogConfig,
     pub admin: AdminConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// HMAC key for Reply-To tokens and signed Message-IDs; created (0600)
+    /// on first use. Every instance sharing a database must share this file.
+    pub key_file: PathBuf,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            key_file: PathBuf::from("var/mensageria.key"),
+        }
+    }
+}
+
+/// Caps on machine-made mail, so a loop that slips past classification
+/// stops (starting point: Zammad's), and the pause after a hard bounce.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopConfig {
+    pub window_secs: u64,
+    /// Automatic mails per ticket and recipient within the window.
+    pub per_ticket_recipient: i64,
+    /// Automatic mails per recipient within the window.
+    pub per_recipient: i64,
+    /// Days a permanently bounced address is not mailed again.
+    pub bounce_suppress_days: u64,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            window_secs: 600,
+            per_ticket_recipient: 10,
+            per_recipient: 30,
+            bounce_suppress_days: 7,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
@@ -170,6 +213,9 @@ pub struct InboundConfig {
     /// is neither its requester nor a technician, and not sent to the
     /// ticket's Reply-To address: `quarantine` (default) or `accept`.
     pub strangers: Strangers,
+    /// Sender domains trusted like participants (e.g. the requesters' own
+    /// company), for mail matched by subject or thread headers.
+    pub trusted_domains: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -213,6 +259,8 @@ impl Default for Config {
             mail: MailConfig::default(),
             relay: RelayConfig::default(),
             inbound: InboundConfig::default(),
+            security: SecurityConfig::default(),
+            loops: LoopConfig::default(),
             tls: TlsConfig::default(),
             log: LogConfig::default(),
             admin: AdminConfig::default(),
@@ -283,6 +331,7 @@ impl Default for InboundConfig {
             subject_pattern: None,
             closed_ticket: ClosedTicket::Reopen,
             strangers: Strangers::Quarantine,
+            trusted_domains: Vec::new(),
         }
     }
 }

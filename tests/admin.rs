@@ -339,9 +339,9 @@ async fn replay_explains(db: Db) {
     let e = setup(db).await;
     let lost = held(&e, &mail("RE: [HD #999] nada", "r1@c", "")).await;
     let robot = mail(
-        "Fora do escritório",
+        "Re: boletim",
         "r2@c",
-        &format!("Auto-Submitted: auto-replied\r\nIn-Reply-To: {ROOT}\r\n"),
+        &format!("List-Id: <geral.listas.example>\r\nIn-Reply-To: {ROOT}\r\n"),
     );
     let ooo = held(&e, &robot).await;
     accept(&e, ANA, &mail("RES: [HD #77] ok", "r3@c", "")).await;
@@ -362,9 +362,9 @@ async fn replay_explains(db: Db) {
     assert!(human.contains("verdict:"), "{human}");
 
     let x = json(&e, &format!("replay {ooo} --json"));
-    assert_eq!(x["classification"]["kind"], "auto-reply");
+    assert_eq!(x["classification"]["kind"], "list");
     let why = &x["classification"]["decided_by"];
-    assert_eq!(why, "Auto-Submitted: auto-replied");
+    assert_eq!(why, "List-Id: <geral.listas.example>");
     assert_eq!(x["thread_ids"][0]["root_of_ticket"], 77);
     assert_eq!(x["ticket"]["matched_by"], "references");
     assert_eq!(x["verdict"]["outcome"], "quarantined");

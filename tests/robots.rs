@@ -1,6 +1,8 @@
-//! Robots are never threaded as a person's reply and never notified: an
-//! out-of-office, list mail, a bounce of our own mail (recognised and tied
-//! to its ticket) and a bounce of someone else's all go to quarantine.
+//! Robots are never threaded as a person's reply and never notified: list
+//! mail and bounces go to quarantine (a bounce of our own mail marks its
+//! outbox row, tells the technician once and pauses the address), an
+//! out-of-office stays on the ticket as an event, our own mail coming back
+//! is dropped.
 
 mod support;
 
@@ -39,34 +41,59 @@ async fn robots(db: Db) {
     gw.store.ticket_upsert(77, &f, "<ticket.77.r@gw.test>", "AQ==").await.unwrap();
     let ours = outbound::technician_reply(&gw.store, &cfg, 77, "tec@suporte.example", "Oi").await.unwrap().message_id;
 
-    let cases: Vec<(&str, &str, String, &str)> = vec![
-        (
-            "out of office",
-            "ana@cliente.example",
-            "From: ana@cliente.example\r\nSubject: Ausente: [HD #77] x\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <ooo@c>\r\n\r\nEstou de férias.\r\n".into(),
-            "automatic reply",
-        ),
+    let row = gw.store.outbox_by_message_id(&ours).await.unwrap().unwrap();
+    assert!(row.mail_from.starts_with("chamados+b."), "VERP envelope sender: {}", row.mail_from);
+
+    // Held: list mail, our bounce (quoted Message-ID), someone else's bounce.
+    let held: Vec<(&str, &str, String, &str, &str)> = vec![
         (
             "list mail",
             "lista@listas.example",
             "From: ana@cliente.example\r\nSubject: Re: [HD #77] x\r\nList-Id: <geral.listas.example>\r\nMessage-ID: <list@c>\r\n\r\nx\r\n".into(),
             "mailing-list",
+            "list",
         ),
-        ("bounce of our mail", "", dsn(&ours), "ticket 77"),
-        ("bounce of someone else's mail", "", dsn("<outra@mx.example>"), "not sent by this gateway"),
+        ("bounce of our mail", "", dsn(&ours), "ticket 77", "delivery-report"),
+        ("bounce of someone else's mail", "", dsn("<outra@mx.example>"), "not sent by this gateway", "delivery-report"),
     ];
-    for (what, from, raw, _) in &cases {
+    for (what, from, raw, _, _) in &held {
         let r = deliver(gw.smtp_addr(), from, &[GATEWAY], raw.as_bytes()).await;
         assert_eq!(r.code, 250, "{what}: {r:?}");
     }
+    // The same bounce again, now to the row's VERP address: told only once.
+    let r = deliver(gw.smtp_addr(), "", &[row.mail_from.as_str()], dsn(&ours).as_bytes()).await;
+    assert_eq!(r.code, 250);
     let q = gw.store.quarantine_list().await.unwrap();
-    assert_eq!(q.len(), cases.len(), "{q:?}");
-    for ((what, _, _, reason), row) in cases.iter().zip(&q) {
+    assert_eq!(q.len(), held.len() + 1, "{q:?}");
+    for ((what, _, _, reason, kind), row) in held.iter().zip(&q) {
         assert!(row.reason.contains(reason), "{what}: {}", row.reason);
+        assert_eq!(row.kind, *kind, "{what}");
     }
-    assert!(gw.store.messages_of_ticket(77).await.unwrap().iter().all(|m| m.direction == "out"));
-    let notifications = gw.store.outbox_list().await.unwrap().into_iter().filter(|r| r.kind != "reply").count();
-    assert_eq!(notifications, 0, "no notification for any robot");
+    assert!(q[3].reason.contains("ticket 77"), "VERP names the row: {}", q[3].reason);
+    let bounced = gw.store.outbox_get(row.id).await.unwrap().unwrap();
+    assert!(bounced.bounce.as_deref().unwrap().contains("5.1.1"), "{bounced:?}");
+
+    // Kept as an event on the ticket: an out-of-office from the requester.
+    let ooo = "From: ana@cliente.example\r\nSubject: Ausente: RES: [HD #77] x\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <ooo@c>\r\n\r\nEstou de férias.\r\n";
+    assert_eq!(deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], ooo.as_bytes()).await.code, 250);
+    // A person, whatever "Auto-Submitted: no" and "Precedence: normal" say.
+    let person = "From: ana@cliente.example\r\nSubject: RES: [HD #77] x\r\nAuto-Submitted: no\r\nPrecedence: normal\r\nMessage-ID: <pessoa@c>\r\n\r\nObrigada.\r\n";
+    assert_eq!(deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], person.as_bytes()).await.code, 250);
+    // A self-loop: our own mail coming back is dropped (logged), not kept.
+    let own = format!("From: {GATEWAY}\r\nSubject: [HD #77] eco\r\nMessage-ID: <eco@c>\r\n\r\neco\r\n");
+    assert_eq!(deliver(gw.smtp_addr(), GATEWAY, &[GATEWAY], own.as_bytes()).await.code, 250);
+
+    let thread = gw.store.messages_of_ticket(77).await.unwrap();
+    let inbound: Vec<(&str, &str)> =
+        thread.iter().filter(|m| m.direction == "in").map(|m| (m.message_id.as_str(), m.kind.as_str())).collect();
+    assert_eq!(inbound, vec![("<ooo@c>", "auto-reply"), ("<pessoa@c>", "reply")]);
+    let rows = gw.store.outbox_list().await.unwrap();
+    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).filter(|k| *k != "reply").collect();
+    // One notice that our mail bounced, one notification for the person; none for robots.
+    assert_eq!(kinds, vec!["failure-notice", "notification"], "{rows:?}");
+    // The bounced address is not mailed again for a while.
+    let err = outbound::technician_reply(&gw.store, &cfg, 77, "tec@suporte.example", "De novo").await.unwrap_err();
+    assert!(err.to_string().contains("bounced permanently"), "{err}");
     gw.stop(Duration::from_secs(5)).await;
 }
 

@@ -171,6 +171,10 @@ Funcionou, obrigada!\r\n",
     assert_eq!(msgs[1]["from"], "ana@cliente.example");
     assert_eq!(msgs[1]["text"], "Funcionou, obrigada!");
     assert_eq!(msgs[1]["message_id"], "<resposta.1@cliente.example>");
+    assert_eq!(msgs[1]["kind"], "reply");
+    // Sent to the gateway's plain address: found by subject and by the
+    // signed Message-ID it quotes, not by a token.
+    assert_eq!(msgs[1]["matched_by"], "subject,signed-reference,references");
 
     // Technician: the notification, threaded under the ticket's mail.
     let note = wait_until(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mensageria::config::Strangers;
 use mensageria::gateway::Gateway;
-use mensageria::outbound;
+use mensageria::outbound::token;
 use mensageria::store::tickets::TicketFields;
 use support::client::deliver;
 use support::{Db, GATEWAY, TestDb};
@@ -25,10 +25,13 @@ async fn senders(db: Db) {
         ..Default::default()
     };
     gw.store.ticket_upsert(77, &f, "<ticket.77.s@gw.test>", "AQ==").await.unwrap();
-    let ticket = gw.store.ticket_get(77).await.unwrap().unwrap();
-    let token_addr = outbound::reply_address(&cfg, &ticket);
+    // The Reply-To the requester was given; a colleague answering it is trusted.
+    let key = token::key(&cfg).unwrap();
+    let token_addr = token::reply_address(&cfg, &key, 77, "ana@cliente.example");
     assert!(token_addr.starts_with("chamados+77.") && token_addr.len() > "chamados+77.@suporte.example".len());
     let wrong_token = "chamados+77.000000000000@suporte.example";
+    // A token minted for another ticket does not open this one.
+    let other_ticket = token::reply_address(&cfg, &key, 78, "ana@cliente.example").replace("+78.", "+77.");
 
     let m = |from: &str, subject: &str, id: &str| {
         format!("From: {from}\r\nSubject: {subject}\r\nMessage-ID: <{id}@c>\r\n\r\ntexto\r\n").into_bytes()
@@ -40,6 +43,7 @@ async fn senders(db: Db) {
         ("stranger", "intruso@fora.example", GATEWAY, "RES: [HD #77] x", "str", false),
         ("stranger to the token address", "colega@cliente.example", token_addr.as_str(), "assunto novo", "tok", true),
         ("stranger with a wrong token", "intruso@fora.example", wrong_token, "RES: [HD #77] x", "bad", false),
+        ("stranger with another ticket's token", "intruso@fora.example", other_ticket.as_str(), "RES: [HD #77] x", "oth", false),
     ];
     for (what, from, to, subject, id, _) in &cases {
         let r = deliver(gw.smtp_addr(), from, &[to], &m(from, subject, id)).await;

@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use mensageria::listener::framing::{Line, has_bare_line_end, mail_params, read_line};
 
 fuzz_target!(|data: &[u8]| {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         for crlf_only in [false, true] {
             let mut r = tokio::io::BufReader::with_capacity(64, data);

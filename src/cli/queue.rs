@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+
+use crate::inbound::classify::Kind;
 use serde::Serialize;
 
 use super::output::{self, cell, fields, header_fields, table, time};
@@ -61,6 +63,9 @@ pub enum QuarantineCmd {
         id: i64,
         #[arg(long)]
         ticket: i64,
+        /// Let the sender post on the ticket from now on.
+        #[arg(long)]
+        add_participant: bool,
     },
     /// Delete a held mail.
     Drop { id: i64 },
@@ -270,7 +275,11 @@ pub async fn quarantine(store: &Store, cfg: &Config, cmd: QuarantineCmd) -> anyh
             table(&["ID", "RECEIVED", "FROM", "SUBJECT", "REASON"], &cells);
         }
         QuarantineCmd::Show { id, json } => quarantine_show(store, cfg, id, json).await?,
-        QuarantineCmd::Release { id, ticket } => release(store, cfg, id, ticket).await?,
+        QuarantineCmd::Release {
+            id,
+            ticket,
+            add_participant,
+        } => release(store, cfg, id, ticket, add_participant).await?,
         QuarantineCmd::Drop { id } => {
             if !store.quarantine_delete(id).await? {
                 bail!("quarantine row {id} does not exist");
@@ -341,7 +350,7 @@ async fn quarantine_show(store: &Store, cfg: &Config, id: i64, json: bool) -> an
 /// Stores the held mail through the inbound path itself, so the message,
 /// the technicians' notification (or the closed-ticket policy) and the
 /// removal from quarantine commit together or not at all.
-async fn release(store: &Store, cfg: &Config, id: i64, ticket_id: i64) -> anyhow::Result<()> {
+async fn release(store: &Store, cfg: &Config, id: i64, ticket_id: i64, add_participant: bool) -> anyhow::Result<()> {
     let (row, raw) = held(store, id).await?;
     let ticket = store
         .ticket_get(ticket_id)
@@ -350,6 +359,13 @@ async fn release(store: &Store, cfg: &Config, id: i64, ticket_id: i64) -> anyhow
     let Some((p, _)) = parse::parse(&raw, &cfg.smtp.hostname) else {
         bail!("quarantine row {id} is not a readable message; it cannot be released");
     };
+    if add_participant {
+        let who = if p.from.is_empty() { row.mail_from.clone() } else { p.from.clone() };
+        let mut tx = store.begin().await?;
+        Store::ticket_add_participant(&mut tx, ticket_id, &who).await?;
+        tx.commit().await?;
+        println!("{who} may now post on ticket {ticket_id}");
+    }
     let env = Envelope {
         peer: ([0, 0, 0, 0], 0).into(),
         helo: String::new(),
@@ -359,7 +375,7 @@ async fn release(store: &Store, cfg: &Config, id: i64, ticket_id: i64) -> anyhow
     // A relay in another process finds the notification at its next poll.
     let inbound = Inbound::new(store.clone(), Arc::new(cfg.clone()), Arc::default());
     match inbound
-        .store_reply(&env, &raw, p, ticket, None, Some(id))
+        .store_reply(&env, &raw, p, ticket, "released", Kind::Person, Some(id))
         .await?
     {
         Outcome::Stored { ticket, message_id } => {

@@ -249,14 +249,23 @@ fn classification(kind: Kind, mail_from: &str, msg: &Message<'_>) -> Classificat
         Kind::Bounce if mail_from.is_empty() => {
             ("bounce", "MAIL FROM:<> (null reverse path)".into())
         }
-        Kind::Bounce => ("bounce", "Content-Type: multipart/report".into()),
+        Kind::Bounce => ("bounce", "From: MAILER-DAEMON or postmaster".into()),
+        Kind::DeliveryReport => (
+            "delivery-report",
+            "Content-Type: multipart/report; report-type=delivery-status".into(),
+        ),
+        Kind::FeedbackReport => (
+            "feedback-report",
+            "Content-Type: multipart/report; report-type=feedback-report".into(),
+        ),
         Kind::AutoReply => {
             let submitted = raw("Auto-Submitted").filter(|(_, v)| !is(v, &["no"]));
             let others = [
                 "X-Autoreply",
                 "X-Autorespond",
-                "X-Auto-Response-Suppress-Reply",
+                "X-Auto-Response-Suppress",
                 "Precedence",
+                "Subject",
             ];
             ("auto-reply", sign(submitted.or_else(|| first(&others))))
         }
@@ -302,6 +311,10 @@ impl Verdict {
 
 /// `Inbound::accept`'s decision, in its order.
 fn verdict(cfg: &Config, kind: Kind, ticket: Option<&TicketStep>, sender: &str) -> Verdict {
+    if let (Kind::AutoReply, Some(t)) = (kind, ticket) {
+        let d = format!("kept on ticket {} as an auto-reply event: never forwarded, never answered", t.id);
+        return Verdict::new("stored", Some(t.id), d);
+    }
     if kind != Kind::Person {
         // Robots are held whatever `unmatched` says (see Inbound::accept).
         let would = ticket.map(|t| format!(" (it would otherwise go to ticket {})", t.id));

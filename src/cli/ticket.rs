@@ -104,6 +104,11 @@ struct MessageJson {
     text: String,
     message_id: String,
     at: String,
+    /// reply, auto-reply, … (inbound::classify).
+    kind: String,
+    /// Signals that found the ticket: token, signed-reference, subject,
+    /// references (inbound mail only).
+    matched_by: String,
 }
 
 fn check_address(what: &str, addr: &str) -> anyhow::Result<()> {
@@ -217,6 +222,8 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|m| MessageJson {
                     id: m.id,
+                    kind: m.kind.clone(),
+                    matched_by: m.matched_by.clone(),
                     direction: m.direction,
                     from: m.author,
                     to: crate::store::split_lines(&m.recipients),

@@ -4,9 +4,11 @@
 //! notification — or quarantines it with the reason. It never speaks SMTP:
 //! the listener maps its `Outcome` to a reply.
 
+pub mod bounces;
 pub mod classify;
 pub mod extract;
 pub mod parse;
+pub mod signals;
 pub mod subject;
 
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
 use crate::store::tickets::Ticket;
 use crate::store::{Store, StoreError};
+pub use signals::MatchedBy;
+use classify::Kind;
 use subject::SubjectMatcher;
 
 /// The SMTP envelope of one transaction.
@@ -50,6 +54,10 @@ pub enum Outcome {
     Rejected {
         reason: String,
     },
+    /// Our own mail came back (a self-loop): acknowledged, logged, not kept.
+    Dropped {
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,27 +68,11 @@ pub enum InboundError {
     Outbound(#[from] OutboundError),
 }
 
-/// How the ticket was found, for logs and `replay`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchedBy {
-    /// Sent to the ticket's Reply-To address with the right token.
-    Token,
-    Subject,
-    References,
-}
-
-/// True when `addr` is the ticket's requester or one of its technicians.
-pub fn is_participant(ticket: &Ticket, addr: &str) -> bool {
-    !addr.is_empty()
-        && (ticket.requester.eq_ignore_ascii_case(addr)
-            || ticket.technician_list().iter().any(|t| t.eq_ignore_ascii_case(addr)))
-}
-
 pub struct Inbound {
-    store: Store,
-    cfg: Arc<Config>,
+    pub(crate) store: Store,
+    pub(crate) cfg: Arc<Config>,
     /// Wakes the relay worker when a notification is queued.
-    wake: Arc<Notify>,
+    pub(crate) wake: Arc<Notify>,
     /// The matcher compiled from template 417's subject, rebuilt when the
     /// subject text changes (the CLI may change it while we run).
     matcher: Mutex<Option<(String, SubjectMatcher)>>,
@@ -122,115 +114,93 @@ impl Inbound {
         Ok(m)
     }
 
-    /// The ticket a message belongs to, and how it was found.
-    pub async fn find_ticket(
-        &self,
-        p: &parse::Parsed,
-    ) -> Result<Option<(i64, MatchedBy)>, InboundError> {
-        let matcher = self.matcher().await?;
-        if let Some(id) = matcher.find(&p.subject) {
-            if self.store.ticket_get(id).await?.is_some() {
-                return Ok(Some((id, MatchedBy::Subject)));
-            }
+    /// The ticket a message belongs to by its content alone (no envelope),
+    /// and how it was found.
+    pub async fn find_ticket(&self, p: &parse::Parsed) -> Result<Option<(i64, MatchedBy)>, InboundError> {
+        let env = Envelope {
+            peer: ([0, 0, 0, 0], 0).into(),
+            helo: String::new(),
+            mail_from: String::new(),
+            rcpt_to: Vec::new(),
+        };
+        let found = signals::collect(self, &env, p).await?;
+        Ok(found.first().copied().map(|(by, id)| (id, by)))
+    }
+
+    /// Mail from the gateway itself, or carrying one of its own signed
+    /// Message-IDs, is a loop: never stored, never answered.
+    fn self_loop(&self, p: &parse::Parsed) -> Option<String> {
+        let ours = |addr: &str| {
+            let (Some((l, d)), Some((ol, od))) = (addr.rsplit_once('@'), self.cfg.mail.from.rsplit_once('@')) else {
+                return false;
+            };
+            let base = l.split('+').next().unwrap_or(l);
+            d.eq_ignore_ascii_case(od) && base.eq_ignore_ascii_case(ol)
+        };
+        if ours(&p.from) {
+            return Some(format!("mail from the gateway's own address {}", p.from));
         }
-        if let Some(id) = self.store.ticket_by_message_ids(&p.thread_ids).await? {
-            return Ok(Some((id, MatchedBy::References)));
+        if outbound::token::parse_message_id(&p.message_id, &self.cfg.smtp.hostname).is_some() {
+            return Some(format!("the gateway's own Message-ID {}", p.message_id));
         }
-        if let Some(id) = self.store.ticket_by_thread_root(&p.thread_ids).await? {
-            return Ok(Some((id, MatchedBy::References)));
-        }
-        Ok(None)
+        None
+    }
+
+    /// Whether the sender may post on `ticket` without a token.
+    fn trusted(&self, ticket: &Ticket, env: &Envelope, p: &parse::Parsed) -> bool {
+        let domain_trusted = |a: &str| {
+            a.rsplit_once('@')
+                .is_some_and(|(_, d)| self.cfg.inbound.trusted_domains.iter().any(|t| t.eq_ignore_ascii_case(d)))
+        };
+        self.cfg.inbound.strangers == Strangers::Accept
+            || ticket.is_participant(&p.from)
+            || ticket.is_participant(&env.mail_from)
+            || domain_trusted(&p.from)
     }
 
     /// Decides and commits. Err only when the store cannot commit: the
     /// client must then be told to try again later.
     pub async fn accept(&self, env: &Envelope, raw: &[u8]) -> Result<Outcome, InboundError> {
         let Some((p, msg)) = parse::parse(raw, &self.cfg.smtp.hostname) else {
-            return self
-                .unmatched(env, raw, "", "", "the message could not be parsed")
-                .await;
+            return self.unmatched_fields(env, raw, "", "", "the message could not be parsed").await;
         };
         let kind = classify::classify(&env.mail_from, &msg);
         drop(msg);
-        if kind != classify::Kind::Person {
-            let reason = match kind {
-                classify::Kind::Bounce => self.bounce_reason(raw).await?,
-                _ => kind.reason().to_owned(),
-            };
-            // Robots are never rejected: a 550 to an auto-responder or a
-            // bounce only makes another bounce.
-            return self
-                .quarantine(env, raw, &p.subject, &p.message_id, &reason)
-                .await;
+        if let Some(reason) = self.self_loop(&p) {
+            tracing::warn!(mail_from = %env.mail_from, message_id = %p.message_id, %reason, "self-loop dropped");
+            return Ok(Outcome::Dropped { reason });
         }
-        let by_token = self.ticket_by_reply_address(env).await?;
-        let found = match by_token {
-            Some(id) => Some((id, MatchedBy::Token)),
-            None => self.find_ticket(&p).await?,
-        };
-        let Some((ticket_id, by)) = found else {
+        // Robots are never rejected: a 550 to an auto-responder or a bounce
+        // only makes another bounce.
+        let to_verp = env.rcpt_to.iter().any(|r| outbound::token::is_bounce_address(&self.cfg, r));
+        if kind.is_bounce() || to_verp {
+            let kind = if kind.is_bounce() { kind } else { Kind::Bounce };
+            let reason = bounces::handle(self, env, raw).await?;
+            return self.quarantine(env, raw, &p, kind, &reason).await;
+        }
+        if matches!(kind, Kind::List | Kind::FeedbackReport) {
+            return self.quarantine(env, raw, &p, kind, kind.reason()).await;
+        }
+        let found = signals::collect(self, env, &p).await?;
+        let Some((ticket_id, agreeing)) = signals::decide(&found) else {
+            if kind == Kind::AutoReply {
+                return self.quarantine(env, raw, &p, kind, kind.reason()).await;
+            }
             let reason = "no ticket matches the subject or the thread headers";
-            return self
-                .unmatched(env, raw, &p.subject, &p.message_id, reason)
-                .await;
+            return self.unmatched(env, raw, &p, reason).await;
         };
         let Some(ticket) = self.store.ticket_get(ticket_id).await? else {
-            return self
-                .unmatched(env, raw, &p.subject, &p.message_id, "the ticket vanished")
-                .await;
+            return self.unmatched(env, raw, &p, "the ticket vanished").await;
         };
         // Knowing a ticket number is not enough to write on it: the sender
-        // must take part in the ticket, or answer its Reply-To address.
-        let strangers = self.cfg.inbound.strangers;
-        if by != MatchedBy::Token
-            && strangers == Strangers::Quarantine
-            && !is_participant(&ticket, &p.from)
-            && !is_participant(&ticket, &env.mail_from)
-        {
+        // must take part in the ticket, or answer its Reply-To token address.
+        if !agreeing.contains(&MatchedBy::Token) && !self.trusted(&ticket, env, &p) {
             let who = if p.from.is_empty() { &env.mail_from } else { &p.from };
             let reason = format!("sender {who} is not a participant of ticket {ticket_id}");
-            return self.quarantine(env, raw, &p.subject, &p.message_id, &reason).await;
+            return self.quarantine(env, raw, &p, kind, &reason).await;
         }
-        self.store_reply(env, raw, p, ticket, Some(by), None).await
-    }
-
-    /// The ticket named by a recipient `local+ID.TOKEN@domain`, when the
-    /// token is that ticket's.
-    pub async fn ticket_by_reply_address(&self, env: &Envelope) -> Result<Option<i64>, InboundError> {
-        for rcpt in &env.rcpt_to {
-            if let Some((id, token)) = outbound::parse_reply_address(&self.cfg, rcpt) {
-                if let Some(t) = self.store.ticket_get(id).await? {
-                    if !t.reply_token.is_empty() && t.reply_token == token {
-                        return Ok(Some(id));
-                    }
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// Why a bounce is held: for mail this gateway sent, which mail and
-    /// ticket (found by the Message-ID quoted in the report); else that it
-    /// reports on mail we never sent (backscatter).
-    pub async fn bounce_reason(&self, raw: &[u8]) -> Result<String, InboundError> {
-        let suffix = format!("@{}>", self.cfg.smtp.hostname);
-        let text = String::from_utf8_lossy(raw);
-        for (end, _) in text.match_indices(&suffix) {
-            let Some(start) = text[..end].rfind('<') else { continue };
-            // Message-IDs are short; anything longer is not one of ours.
-            if end - start > 200 {
-                continue;
-            }
-            let id = &text[start..end + suffix.len()];
-            if let Some(row) = self.store.outbox_by_message_id(id).await? {
-                let ticket = row.ticket_id.map(|t| format!(" (ticket {t})")).unwrap_or_default();
-                return Ok(format!(
-                    "a bounce of our mail {id} to {}{ticket}, not a reply",
-                    row.rcpt_to.replace('\n', ", ")
-                ));
-            }
-        }
-        Ok("a bounce of mail not sent by this gateway, not a reply".into())
+        let matched_by: Vec<&str> = agreeing.iter().map(|m| m.as_str()).collect();
+        self.store_reply(env, raw, p, ticket, &matched_by.join(","), kind, None).await
     }
 
     /// Stores `p` on `ticket` with the technicians' notification (or the
@@ -243,7 +213,8 @@ impl Inbound {
         raw: &[u8],
         p: parse::Parsed,
         ticket: Ticket,
-        by: Option<MatchedBy>,
+        matched_by: &str,
+        kind: Kind,
         release: Option<i64>,
     ) -> Result<Outcome, InboundError> {
         let ticket_id = ticket.id;
@@ -268,6 +239,8 @@ impl Inbound {
                 in_reply_to,
                 refs: Some(&refs),
                 raw,
+                kind: kind.as_str(),
+                matched_by,
             },
         )
         .await?;
@@ -282,8 +255,11 @@ impl Inbound {
             subject: &p.subject,
             text: &p.text,
         };
-        // Closed-ticket policy (`[inbound] closed_ticket`), see outbound::closed.
-        let queued = if ticket.status == "closed" {
+        // An auto-reply stays on the ticket as an event: never forwarded,
+        // never answered. Closed-ticket policy: see outbound::closed.
+        let queued = if kind == Kind::AutoReply {
+            None
+        } else if ticket.status == "closed" {
             let incoming = outbound::closed::Incoming {
                 return_path: &env.mail_from,
                 message_id: &p.message_id,
@@ -301,14 +277,18 @@ impl Inbound {
         if queued.is_some() {
             self.wake.notify_one();
         }
-        tracing::debug!(ticket = ticket_id, matched_by = ?by, "reply threaded");
+        tracing::debug!(ticket = ticket_id, matched_by, kind = kind.as_str(), "reply threaded");
         Ok(Outcome::Stored {
             ticket: ticket_id,
             message_id: p.message_id,
         })
     }
 
-    async fn unmatched(
+    async fn unmatched(&self, env: &Envelope, raw: &[u8], p: &parse::Parsed, reason: &str) -> Result<Outcome, InboundError> {
+        self.unmatched_fields(env, raw, &p.subject, &p.message_id, reason).await
+    }
+
+    async fn unmatched_fields(
         &self,
         env: &Envelope,
         raw: &[u8],
@@ -317,10 +297,8 @@ impl Inbound {
         reason: &str,
     ) -> Result<Outcome, InboundError> {
         match self.cfg.inbound.unmatched {
-            Unmatched::Reject => Ok(Outcome::Rejected {
-                reason: reason.into(),
-            }),
-            Unmatched::Quarantine => self.quarantine(env, raw, subject, message_id, reason).await,
+            Unmatched::Reject => Ok(Outcome::Rejected { reason: reason.into() }),
+            Unmatched::Quarantine => self.hold(env, raw, subject, message_id, Kind::Person, reason).await,
         }
     }
 
@@ -328,8 +306,20 @@ impl Inbound {
         &self,
         env: &Envelope,
         raw: &[u8],
+        p: &parse::Parsed,
+        kind: Kind,
+        reason: &str,
+    ) -> Result<Outcome, InboundError> {
+        self.hold(env, raw, &p.subject, &p.message_id, kind, reason).await
+    }
+
+    async fn hold(
+        &self,
+        env: &Envelope,
+        raw: &[u8],
         subject: &str,
         message_id: &str,
+        kind: Kind,
         reason: &str,
     ) -> Result<Outcome, InboundError> {
         let id = self
@@ -341,11 +331,9 @@ impl Inbound {
                 message_id,
                 reason,
                 raw,
+                kind: kind.as_str(),
             })
             .await?;
-        Ok(Outcome::Quarantined {
-            id,
-            reason: reason.into(),
-        })
+        Ok(Outcome::Quarantined { id, reason: reason.into() })
     }
 }

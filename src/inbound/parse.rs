@@ -51,11 +51,14 @@ pub fn parse<'x>(raw: &'x [u8], hostname: &str) -> Option<(Parsed, mail_parser::
         .and_then(|a| a.address())
         .unwrap_or_default()
         .to_owned();
-    // Stored text uses LF line ends, whatever the wire used.
-    let text = msg
-        .body_text(0)
-        .map(|t| t.replace("\r\n", "\n").trim().to_owned())
-        .unwrap_or_default();
+    // What the sender wrote new: no quoted history, no signature (the raw
+    // message keeps everything). A reply with only a quote is kept, marked.
+    let extracted = super::extract::extract_message(&msg);
+    let text = if extracted.empty && extracted.text.is_empty() {
+        "(no new text: the message only quotes earlier mail)".to_owned()
+    } else {
+        extracted.text
+    };
     let parsed = Parsed {
         subject: msg.subject().unwrap_or_default().to_owned(),
         message_id,

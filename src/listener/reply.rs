@@ -50,6 +50,7 @@ pub fn outcome(o: &Outcome) -> (u16, String) {
     match o {
         Outcome::Stored { ticket, .. } => (250, format!("2.0.0 Ok: added to ticket {ticket}")),
         Outcome::Duplicate { .. } => (250, "2.0.0 Ok: already received".into()),
+        Outcome::Dropped { .. } => (250, "2.0.0 Ok".into()),
         Outcome::Quarantined { id, .. } => (250, format!("2.0.0 Ok: held for review as {id}")),
         Outcome::Rejected { .. } => (
             550,

@@ -237,6 +237,7 @@ async fn finish_message(
                     Outcome::Duplicate { .. } => ("duplicate", String::new()),
                     Outcome::Quarantined { reason, .. } => ("quarantined", reason.clone()),
                     Outcome::Rejected { reason } => ("rejected", reason.clone()),
+                    Outcome::Dropped { reason } => ("dropped", reason.clone()),
                 };
                 (code, text, name, reason)
             }

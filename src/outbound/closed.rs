@@ -93,12 +93,17 @@ async fn queue_closed_notice(
     if references.len() > max {
         references.drain(1..references.len() - (max - 1));
     }
-    let message_id = thread::new_message_id(Some(ticket.id), &cfg.smtp.hostname);
+    if !super::caps::allow_automatic(tx, cfg, ticket.id, to, KIND).await? {
+        return Ok(None);
+    }
+    let minted = super::token::mint(cfg, &*super::token::key(cfg)?, ticket.id, to);
+    let message_id = minted.message_id.clone();
     let rcpt = vec![to.to_owned()];
-    let built = compose::build(&compose::Draft {
+    let raw = compose::build(&compose::Draft {
         from_name: &cfg.mail.from_name,
         from: &cfg.mail.from,
-        reply_to: &cfg.mail.from,
+        reply_to: &minted.reply_to,
+        auto: Some("auto-replied"),
         to: &rcpt,
         subject: &subject,
         text: &notice_text(ticket.id, &cfg.mail.from_name),
@@ -109,11 +114,6 @@ async fn queue_closed_notice(
         thread_topic: topic,
         thread_index: &thread::child_thread_index(&ticket.thread_index),
     })?;
-    // compose has no slot for these; a header field may come first in the
-    // header block (RFC 5322 3.6 fixes no order). Auto-Submitted makes
-    // RFC 3834 responders stay quiet; Exchange reads the X- one.
-    let mut raw = b"Auto-Submitted: auto-replied\r\nX-Auto-Response-Suppress: All\r\n".to_vec();
-    raw.extend_from_slice(&built);
     let id = Store::outbox_insert(
         tx,
         &NewOutbox {
@@ -121,8 +121,8 @@ async fn queue_closed_notice(
             kind: KIND,
             message_id: &message_id,
             // RFC 3834 3.3 prefers a null path, but the relay builds its
-            // envelope from an address; ours brings bounces back to us.
-            mail_from: &cfg.mail.from,
+            // envelope from an address; the VERP one brings bounces back.
+            mail_from: &minted.envelope_from,
             rcpt_to: &rcpt,
             raw: &raw,
         },

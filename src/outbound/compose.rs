@@ -33,6 +33,10 @@ pub struct Draft<'a> {
     pub references: &'a [String],
     pub thread_topic: &'a str,
     pub thread_index: &'a str,
+    /// Machine-made mail: the RFC 3834 Auto-Submitted value
+    /// (`auto-generated`, `auto-replied`); it also asks Exchange not to
+    /// answer with out-of-office replies.
+    pub auto: Option<&'static str>,
 }
 
 /// Outlook's conversation topic (the subject without prefixes).
@@ -42,6 +46,12 @@ struct ThreadTopic(String);
 /// Outlook's conversation index (base64; see `thread`).
 #[derive(Clone)]
 struct ThreadIndex(String);
+
+#[derive(Clone)]
+struct AutoSubmitted(String);
+
+#[derive(Clone)]
+struct AutoResponseSuppress(String);
 
 macro_rules! text_header {
     ($t:ident, $name:literal) => {
@@ -61,6 +71,8 @@ macro_rules! text_header {
 }
 text_header!(ThreadTopic, "Thread-Topic");
 text_header!(ThreadIndex, "Thread-Index");
+text_header!(AutoSubmitted, "Auto-Submitted");
+text_header!(AutoResponseSuppress, "X-Auto-Response-Suppress");
 
 fn mailbox(name: Option<&str>, addr: &str) -> Result<Mailbox, ComposeError> {
     let email = addr
@@ -90,6 +102,11 @@ pub fn build(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
         .message_id(Some(d.message_id.to_owned()))
         .header(ThreadTopic(d.thread_topic.to_owned()))
         .header(ThreadIndex(d.thread_index.to_owned()));
+    if let Some(kind) = d.auto {
+        b = b
+            .header(AutoSubmitted(kind.to_owned()))
+            .header(AutoResponseSuppress("All".to_owned()));
+    }
     for to in d.to {
         b = b.to(mailbox(None, to)?);
     }
@@ -133,6 +150,7 @@ mod tests {
             references: &refs,
             thread_topic: "Solicitação nº 42",
             thread_index: "AQHZ",
+            auto: None,
         })
         .unwrap();
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();

@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::store::outbox::NewOutbox;
 use crate::store::{Store, StoreError};
 
-use super::{OutboundError, compose, thread, thread_headers};
+use super::{OutboundError, compose, thread_headers};
 
 /// The outbox `kind` of a failure notice.
 pub const KIND: &str = "failure-notice";
@@ -30,39 +30,49 @@ pub async fn queue_failure_notice(
     }
     let mut tx = store.begin().await?;
     let th = thread_headers(&mut tx, &ticket).await?;
-    let message_id = thread::new_message_id(Some(ticket_id), &cfg.smtp.hostname);
+    let key = super::token::key(cfg)?;
     let subject = format!("Undeliverable: ticket {ticket_id} message to {}", rcpt.join(", "));
     let text = format!(
         "Your message on ticket {ticket_id} to {} could not be delivered.\n\n\
          The relay answered: {reason}\n\nMessage-ID: {failed_message_id}\n",
         rcpt.join(", ")
     );
-    let raw = compose::build(&compose::Draft {
-        from_name: &cfg.mail.from_name,
-        from: &cfg.mail.from,
-        reply_to: &super::reply_address(cfg, &ticket),
-        to: &to,
-        subject: &subject,
-        text: &text,
-        html: None,
-        message_id: &message_id,
-        in_reply_to: Some(failed_message_id),
-        references: &th.references,
-        thread_topic: &ticket.thread_topic,
-        thread_index: &th.thread_index,
-    })?;
-    let id = Store::outbox_insert(
-        &mut tx,
-        &NewOutbox {
-            ticket_id: Some(ticket_id),
-            kind: KIND,
-            message_id: &message_id,
-            mail_from: &cfg.mail.from,
-            rcpt_to: &to,
-            raw: &raw,
-        },
-    )
-    .await?;
+    let mut last = None;
+    for tech in &to {
+        if !super::caps::allow_automatic(&mut tx, cfg, ticket_id, tech, KIND).await? {
+            continue;
+        }
+        let minted = super::token::mint(cfg, &key, ticket_id, tech);
+        let rcpt_one = std::slice::from_ref(tech);
+        let raw = compose::build(&compose::Draft {
+            from_name: &cfg.mail.from_name,
+            from: &cfg.mail.from,
+            reply_to: &minted.reply_to,
+            to: rcpt_one,
+            subject: &subject,
+            text: &text,
+            html: None,
+            message_id: &minted.message_id,
+            in_reply_to: Some(failed_message_id),
+            references: &th.references,
+            thread_topic: &ticket.thread_topic,
+            thread_index: &th.thread_index,
+            auto: Some("auto-generated"),
+        })?;
+        let id = Store::outbox_insert(
+            &mut tx,
+            &NewOutbox {
+                ticket_id: Some(ticket_id),
+                kind: KIND,
+                message_id: &minted.message_id,
+                mail_from: &minted.envelope_from,
+                rcpt_to: rcpt_one,
+                raw: &raw,
+            },
+        )
+        .await?;
+        last = Some(id);
+    }
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(Some(id))
+    Ok(last)
 }

@@ -3,10 +3,12 @@
 //! transaction. Relaying those bytes is `relay`'s job, never this module's.
 
 pub mod closed;
+pub mod caps;
 pub mod compose;
 pub mod failure;
 pub mod template;
 pub mod thread;
+pub mod token;
 
 use crate::config::Config;
 use crate::store::messages::{Direction, NewMessage};
@@ -37,6 +39,10 @@ pub enum OutboundError {
     NoRequester(i64),
     #[error(transparent)]
     Compose(#[from] compose::ComposeError),
+    #[error(transparent)]
+    Key(#[from] token::KeyError),
+    #[error("{0}")]
+    Suppressed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -85,30 +91,6 @@ pub async fn current_template(store: &Store) -> Result<Parsed, OutboundError> {
         .await?
         .ok_or(OutboundError::TemplateMissing(id))?;
     Parsed::new(row)
-}
-
-/// The address replies about `ticket` should go to: the gateway's own with
-/// `+ID.TOKEN` (RFC 5233 subaddress), so a reply is tied to its ticket, and
-/// trusted, whatever its subject and whoever sends it.
-pub fn reply_address(cfg: &Config, ticket: &Ticket) -> String {
-    match cfg.mail.from.rsplit_once('@') {
-        Some((local, domain)) if !ticket.reply_token.is_empty() => {
-            format!("{local}+{}.{}@{domain}", ticket.id, ticket.reply_token)
-        }
-        _ => cfg.mail.from.clone(),
-    }
-}
-
-/// The ticket a subaddressed recipient names, when its token is right.
-pub fn parse_reply_address<'a>(cfg: &Config, rcpt: &'a str) -> Option<(i64, &'a str)> {
-    let (local, domain) = rcpt.rsplit_once('@')?;
-    let (our_local, our_domain) = cfg.mail.from.rsplit_once('@')?;
-    let (base, tag) = local.split_once('+')?;
-    if !base.eq_ignore_ascii_case(our_local) || !domain.eq_ignore_ascii_case(our_domain) {
-        return None;
-    }
-    let (id, token) = tag.split_once('.')?;
-    Some((id.parse().ok()?, token))
 }
 
 /// The values of every key for one ticket and one message text.
@@ -193,8 +175,21 @@ pub async fn technician_reply(
         return Err(OutboundError::NoRequester(ticket_id));
     }
     let to = vec![ticket.requester.clone()];
-    let message_id = thread::new_message_id(Some(ticket_id), &cfg.smtp.hostname);
-    let template = match current_template(store).await {
+    let key = token::key(cfg)?;
+    let minted = token::mint(cfg, &key, ticket_id, &ticket.requester);
+    let message_id = minted.message_id.clone();
+    let template = {
+        // A recipient that bounced permanently is not mailed again for a
+        // while: the technician hears why at once.
+        let mut tx = store.begin().await?;
+        let bounced = caps::bounced(&mut tx, &ticket.requester).await?;
+        drop(tx);
+        match bounced {
+            Some(reason) => Err(OutboundError::Suppressed(reason)),
+            None => current_template(store).await,
+        }
+    };
+    let template = match template {
         Ok(t) => t,
         Err(e @ (OutboundError::Store(_) | OutboundError::UnknownTicket(_))) => return Err(e),
         Err(e) => {
@@ -220,7 +215,7 @@ pub async fn technician_reply(
     let raw = compose::build(&compose::Draft {
         from_name: &cfg.mail.from_name,
         from: &cfg.mail.from,
-        reply_to: &reply_address(cfg, &ticket),
+        reply_to: &minted.reply_to,
         to: &to,
         subject: &r.subject,
         text: &r.text,
@@ -230,6 +225,7 @@ pub async fn technician_reply(
         references: &th.references,
         thread_topic: &topic,
         thread_index: &th.thread_index,
+        auto: None,
     })?;
     let refs = th.references.join(" ");
     Store::message_insert(
@@ -245,6 +241,8 @@ pub async fn technician_reply(
             in_reply_to: Some(&th.in_reply_to),
             refs: Some(&refs),
             raw: &raw,
+            kind: "reply",
+            matched_by: "",
         },
     )
     .await?;
@@ -254,7 +252,7 @@ pub async fn technician_reply(
             ticket_id: Some(ticket_id),
             kind: "reply",
             message_id: &message_id,
-            mail_from: &cfg.mail.from,
+            mail_from: &minted.envelope_from,
             rcpt_to: &to,
             raw: &raw,
         },
@@ -281,15 +279,17 @@ pub async fn preview(
         .ok_or(OutboundError::UnknownTicket(ticket_id))?;
     let r = render(template, &ticket, text);
     let to = vec![ticket.requester.clone()];
+    let minted = token::mint(cfg, &*token::key(cfg)?, ticket_id, &ticket.requester);
     Ok(compose::build(&compose::Draft {
         from_name: &cfg.mail.from_name,
         from: &cfg.mail.from,
-        reply_to: &reply_address(cfg, &ticket),
+        reply_to: &minted.reply_to,
         to: &to,
         subject: &r.subject,
         text: &r.text,
         html: r.html.as_deref(),
-        message_id: &thread::new_message_id(Some(ticket_id), &cfg.smtp.hostname),
+        auto: None,
+        message_id: &minted.message_id,
         in_reply_to: Some(&ticket.thread_root),
         references: std::slice::from_ref(&ticket.thread_root),
         thread_topic: &r.subject,
@@ -304,20 +304,22 @@ pub struct Notice<'a> {
     pub text: &'a str,
 }
 
-/// Queues the notification of a requester's reply to the ticket's
-/// technicians, threaded under the ticket's earlier mail, inside the
-/// transaction that stores the reply. Returns None when nobody is assigned.
+/// Queues the notification of a requester's reply to each of the ticket's
+/// technicians (one mail each: each gets its own Reply-To token and signed
+/// Message-ID), threaded under the ticket's earlier mail, inside the
+/// transaction that stores the reply. Returns the last row queued; None when
+/// nobody is assigned or every recipient was capped.
 pub async fn queue_notification(
     tx: &mut Tx,
     cfg: &Config,
     ticket: &Ticket,
     n: &Notice<'_>,
 ) -> Result<Option<i64>, OutboundError> {
-    let to = ticket.technician_list();
-    if to.is_empty() {
+    let technicians = ticket.technician_list();
+    if technicians.is_empty() {
         return Ok(None);
     }
-    let message_id = thread::new_message_id(Some(ticket.id), &cfg.smtp.hostname);
+    let key = token::key(cfg)?;
     let th = thread_headers(tx, ticket).await?;
     let topic = if ticket.thread_topic.is_empty() {
         n.subject
@@ -338,31 +340,45 @@ pub async fn queue_notification(
             text.push_str(&format!("{label}: {v}\n"));
         }
     }
-    let raw = compose::build(&compose::Draft {
-        from_name: &cfg.mail.from_name,
-        from: &cfg.mail.from,
-        reply_to: &reply_address(cfg, ticket),
-        to: &to,
-        subject: n.subject,
-        text: &text,
-        html: None,
-        message_id: &message_id,
-        in_reply_to: Some(&th.in_reply_to),
-        references: &th.references,
-        thread_topic: topic,
-        thread_index: &th.thread_index,
-    })?;
-    let id = Store::outbox_insert(
-        tx,
-        &NewOutbox {
-            ticket_id: Some(ticket.id),
-            kind: "notification",
-            message_id: &message_id,
-            mail_from: &cfg.mail.from,
-            rcpt_to: &to,
-            raw: &raw,
-        },
-    )
-    .await?;
-    Ok(Some(id))
+    let mut last = None;
+    for tech in &technicians {
+        // A technician who wrote the mail is not told about it.
+        if tech.eq_ignore_ascii_case(n.sender) {
+            continue;
+        }
+        if !caps::allow_automatic(tx, cfg, ticket.id, tech, "notification").await? {
+            continue;
+        }
+        let minted = token::mint(cfg, &key, ticket.id, tech);
+        let to = std::slice::from_ref(tech);
+        let raw = compose::build(&compose::Draft {
+            from_name: &cfg.mail.from_name,
+            from: &cfg.mail.from,
+            reply_to: &minted.reply_to,
+            to,
+            subject: n.subject,
+            text: &text,
+            html: None,
+            message_id: &minted.message_id,
+            in_reply_to: Some(&th.in_reply_to),
+            references: &th.references,
+            thread_topic: topic,
+            thread_index: &th.thread_index,
+            auto: Some("auto-generated"),
+        })?;
+        let id = Store::outbox_insert(
+            tx,
+            &NewOutbox {
+                ticket_id: Some(ticket.id),
+                kind: "notification",
+                message_id: &minted.message_id,
+                mail_from: &minted.envelope_from,
+                rcpt_to: to,
+                raw: &raw,
+            },
+        )
+        .await?;
+        last = Some(id);
+    }
+    Ok(last)
 }

@@ -33,6 +33,10 @@ pub struct MessageRow {
     pub in_reply_to: Option<String>,
     pub refs: Option<String>,
     pub at: i64,
+    /// reply, auto-reply, … (see inbound::classify).
+    pub kind: String,
+    /// Signals that found the ticket, comma-separated (inbound only).
+    pub matched_by: String,
 }
 
 pub struct NewMessage<'a> {
@@ -46,6 +50,8 @@ pub struct NewMessage<'a> {
     pub in_reply_to: Option<&'a str>,
     pub refs: Option<&'a str>,
     pub raw: &'a [u8],
+    pub kind: &'a str,
+    pub matched_by: &'a str,
 }
 
 impl Store {
@@ -57,7 +63,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO messages (ticket_id, direction, author, recipients, subject, body_text, message_id, \
-             in_reply_to, refs, raw, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             in_reply_to, refs, raw, at, kind, matched_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (ticket_id, message_id) DO NOTHING RETURNING id",
         )
         .bind(m.ticket_id)
@@ -71,6 +77,8 @@ impl Store {
         .bind(m.refs)
         .bind(m.raw)
         .bind(now_ms())
+        .bind(m.kind)
+        .bind(m.matched_by)
         .fetch_optional(&mut **tx)
         .await?)
     }
@@ -79,7 +87,7 @@ impl Store {
     pub async fn messages_of_ticket(&self, ticket_id: i64) -> Result<Vec<MessageRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, ticket_id, direction, author, recipients, subject, body_text, message_id, in_reply_to, \
-             refs, at FROM messages WHERE ticket_id = $1 ORDER BY at, id",
+             refs, at, kind, matched_by FROM messages WHERE ticket_id = $1 ORDER BY at, id",
         )
         .bind(ticket_id)
         .fetch_all(self.pool())

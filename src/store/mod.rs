@@ -9,6 +9,7 @@ pub mod messages;
 pub mod outbox;
 pub mod params;
 pub mod quarantine;
+pub mod suppressions;
 pub mod templates;
 pub mod tickets;
 

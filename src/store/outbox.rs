@@ -22,6 +22,8 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    /// The recipient's reason when a bounce came back for this mail.
+    pub bounce: Option<String>,
 }
 
 /// A row claimed for delivery.
@@ -48,7 +50,7 @@ pub struct NewOutbox<'a> {
 }
 
 const LIST: &str = "SELECT id, ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, next_attempt_at, \
-    last_error, created_at, sent_at FROM outbox";
+    last_error, created_at, sent_at, bounce FROM outbox";
 
 impl Store {
     /// Queues a mail for the relay worker, due now.
@@ -186,6 +188,24 @@ impl Store {
         Ok(sqlx::query_as(AssertSqlSafe(format!("{LIST} ORDER BY id")))
             .fetch_all(self.pool())
             .await?)
+    }
+
+    /// The row whose VERP envelope sender is `mail_from`.
+    pub async fn outbox_by_envelope(&self, mail_from: &str) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE mail_from = $1")))
+            .bind(mail_from)
+            .fetch_optional(self.pool())
+            .await?)
+    }
+
+    /// Marks a row bounced; true the first time (so the technician is told once).
+    pub async fn outbox_mark_bounced(&self, id: i64, detail: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE outbox SET bounce = $1 WHERE id = $2 AND bounce IS NULL")
+            .bind(detail)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// The row that sent the mail with this Message-ID, if we sent it.

@@ -13,6 +13,8 @@ pub struct QuarantineRow {
     pub message_id: String,
     pub reason: String,
     pub received_at: i64,
+    /// reply, auto-reply, list, bounce, … (see inbound::classify).
+    pub kind: String,
 }
 
 /// What is written for one quarantined mail.
@@ -23,13 +25,14 @@ pub struct NewQuarantine<'a> {
     pub message_id: &'a str,
     pub reason: &'a str,
     pub raw: &'a [u8],
+    pub kind: &'a str,
 }
 
 impl Store {
     pub async fn quarantine_add(&self, q: &NewQuarantine<'_>) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO quarantine (mail_from, rcpt_to, subject, message_id, reason, raw, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO quarantine (mail_from, rcpt_to, subject, message_id, reason, raw, received_at, kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(q.mail_from)
         .bind(super::join_lines(q.rcpt_to))
@@ -38,13 +41,14 @@ impl Store {
         .bind(q.reason)
         .bind(q.raw)
         .bind(now_ms())
+        .bind(q.kind)
         .fetch_one(self.pool())
         .await?)
     }
 
     pub async fn quarantine_list(&self) -> Result<Vec<QuarantineRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, mail_from, rcpt_to, subject, message_id, reason, received_at FROM quarantine ORDER BY id",
+            "SELECT id, mail_from, rcpt_to, subject, message_id, reason, received_at, kind FROM quarantine ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?)
@@ -54,7 +58,7 @@ impl Store {
 impl Store {
     pub async fn quarantine_get(&self, id: i64) -> Result<Option<QuarantineRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, mail_from, rcpt_to, subject, message_id, reason, received_at FROM quarantine WHERE id = $1",
+            "SELECT id, mail_from, rcpt_to, subject, message_id, reason, received_at, kind FROM quarantine WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.pool())

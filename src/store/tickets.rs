@@ -25,8 +25,9 @@ pub struct Ticket {
     pub thread_index: String,
     pub thread_topic: String,
     pub status: String,
-    /// Secret in the ticket's Reply-To address (see `reply_address`).
-    pub reply_token: String,
+    /// Addresses allowed to post besides requester and technicians
+    /// (newline-separated; added by `quarantine release --add-participant`).
+    pub participants: String,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -34,6 +35,21 @@ pub struct Ticket {
 impl Ticket {
     pub fn technician_list(&self) -> Vec<String> {
         super::split_lines(&self.technicians)
+    }
+
+    /// Everyone the gateway mails about this ticket: requester, technicians.
+    pub fn recipients(&self) -> Vec<String> {
+        let mut v = vec![self.requester.clone()];
+        v.extend(self.technician_list());
+        v
+    }
+
+    /// True when `addr` may post on the ticket: requester, a technician,
+    /// or an added participant (case-insensitive).
+    pub fn is_participant(&self, addr: &str) -> bool {
+        !addr.is_empty()
+            && (self.recipients().iter().any(|a| a.eq_ignore_ascii_case(addr))
+                || super::split_lines(&self.participants).iter().any(|a| a.eq_ignore_ascii_case(addr)))
     }
 }
 
@@ -57,7 +73,7 @@ pub struct TicketFields {
 
 const COLUMNS: &str = "id, requester, contact_name, registered_by, opened_at_text, demand, service, \
     related_service, portfolio, category, time_spent_date, time_spent_hours, technicians, \
-    thread_root, thread_index, thread_topic, status, created_at, updated_at, reply_token";
+    thread_root, thread_index, thread_topic, status, created_at, updated_at, participants";
 
 impl Store {
     pub async fn ticket_get(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
@@ -106,7 +122,7 @@ impl Store {
             thread_index: thread_index.to_owned(),
             thread_topic: String::new(),
             status: "open".into(),
-            reply_token: String::new(),
+            participants: String::new(),
             created_at: now,
             updated_at: now,
         });
@@ -164,14 +180,6 @@ impl Store {
         .bind(t.updated_at)
         .execute(&mut *tx)
         .await?;
-        // A new ticket gets its Reply-To secret once; it never changes, so
-        // old mail keeps working.
-        let token = format!("{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        sqlx::query("UPDATE tickets SET reply_token = $1 WHERE id = $2 AND reply_token = ''")
-            .bind(token)
-            .bind(t.id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -197,6 +205,24 @@ impl Store {
     }
 
     /// The ticket whose thread root is one of `ids`, if any.
+    /// Lets `addr` post on the ticket from now on.
+    pub async fn ticket_add_participant(tx: &mut Tx, id: i64, addr: &str) -> Result<(), StoreError> {
+        let current: String = sqlx::query_scalar("SELECT participants FROM tickets WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        let mut list = super::split_lines(&current);
+        if !list.iter().any(|a| a.eq_ignore_ascii_case(addr)) {
+            list.push(addr.to_owned());
+        }
+        sqlx::query("UPDATE tickets SET participants = $1 WHERE id = $2")
+            .bind(super::join_lines(&list))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     pub async fn ticket_by_thread_root(&self, ids: &[String]) -> Result<Option<i64>, StoreError> {
         for id in ids {
             let found: Option<i64> =

@@ -8,7 +8,7 @@ use mensageria::store::Store;
 use mensageria::store::tickets::TicketFields;
 
 use crate::scrape::{Sample, get, parse_metrics, total};
-use crate::support::client::deliver;
+use crate::support::client::{Client, deliver};
 use crate::support::sink::{Sink, free_port};
 use crate::support::{self, Db, GATEWAY, TestDb, wait_until};
 use crate::{daemon_config, greets, spawn, unmatched_mail};
@@ -54,7 +54,8 @@ async fn readyz(admin: SocketAddr, status: u16, timeout: Duration) -> String {
 async fn metrics_and_health_over_http() {
     let tdb = TestDb::new(Db::Sqlite).await;
     let sink = Sink::start().await;
-    let (cfg, smtp, admin) = daemon_config(&tdb, sink.addr.port(), true);
+    let (mut cfg, smtp, admin) = daemon_config(&tdb, sink.addr.port(), true);
+    cfg.smtp.max_sessions_per_ip = 1;
     let admin = admin.unwrap();
     let conf = support::write_config(tdb.dir.path(), &cfg);
     let mut d = spawn(&conf, smtp, &[]);
@@ -83,6 +84,29 @@ async fn metrics_and_health_over_http() {
     let inbound =
         |m: &[Sample]| total(m, "mensageria_inbound_total", &[("outcome", "quarantined")]);
     assert_eq!(inbound(&before), 0.0);
+
+    // One session held open, a second refused at once by the per-address cap.
+    let (held, greeting) = Client::connect(smtp).await;
+    assert_eq!(greeting.code, 220);
+    let (_, refused) = Client::connect(smtp).await;
+    assert_eq!(refused.code, 421, "{refused:?}");
+    let m = metrics(admin).await;
+    assert_eq!(total(&m, "mensageria_smtp_sessions_open", &[]), 1.0);
+    let refusals = &[("reason", "max_sessions_per_ip")];
+    assert_eq!(
+        total(&m, "mensageria_smtp_sessions_refused_total", refusals),
+        1.0
+    );
+    drop(held);
+    wait_until(
+        "the held session to close",
+        Duration::from_secs(10),
+        || async {
+            let m = metrics(admin).await;
+            (total(&m, "mensageria_smtp_sessions_open", &[]) == 0.0).then_some(())
+        },
+    )
+    .await;
 
     let r = deliver(
         smtp,

@@ -112,6 +112,19 @@ async fn notify_lifecycle_watchdog_reload_and_stop() {
         "{status}"
     );
 
+    // A file that does not load changes nothing, and says so.
+    let good = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, "[smtp]\nlisne = 1\n").unwrap();
+    d.signal("HUP");
+    mgr.expect("RELOADING=1", Duration::from_secs(5)).await;
+    let ready = mgr.expect("READY=1", Duration::from_secs(5)).await;
+    let status = value(&ready, "STATUS").unwrap();
+    assert!(
+        status.contains("reload failed") && status.contains("lisne"),
+        "{status}"
+    );
+    std::fs::write(&conf, good).unwrap();
+
     // Still serving, and still watched.
     let r = deliver(
         smtp,

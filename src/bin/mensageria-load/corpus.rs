@@ -9,33 +9,139 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore};
 
 const WORDS: &[&str] = &[
-    "impressora", "chamado", "acesso", "sistema", "senha", "usuário", "rede", "computador",
-    "setor", "atendimento", "problema", "solicitação", "equipamento", "configuração",
-    "servidor", "arquivo", "pasta", "compartilhada", "licença", "instalação", "técnico",
-    "manutenção", "monitor", "teclado", "conexão", "internet", "lentidão", "erro", "mensagem",
-    "tela", "relatório", "planilha", "contrato", "prazo", "reunião", "ontem", "hoje", "amanhã",
-    "ainda", "também", "porém", "então", "quando", "depois", "antes", "sempre", "nunca",
-    "funciona", "voltou", "parou", "aparece", "consegui", "tentei", "reiniciei", "verifiquei",
-    "precisamos", "gostaria", "poderia", "favor", "obrigado", "novamente", "urgente",
-    "o", "a", "os", "as", "de", "do", "da", "no", "na", "em", "com", "para", "por", "que",
-    "não", "mas", "e", "um", "uma", "se", "já", "mais", "muito", "só", "está", "foi", "é",
+    "impressora",
+    "chamado",
+    "acesso",
+    "sistema",
+    "senha",
+    "usuário",
+    "rede",
+    "computador",
+    "setor",
+    "atendimento",
+    "problema",
+    "solicitação",
+    "equipamento",
+    "configuração",
+    "servidor",
+    "arquivo",
+    "pasta",
+    "compartilhada",
+    "licença",
+    "instalação",
+    "técnico",
+    "manutenção",
+    "monitor",
+    "teclado",
+    "conexão",
+    "internet",
+    "lentidão",
+    "erro",
+    "mensagem",
+    "tela",
+    "relatório",
+    "planilha",
+    "contrato",
+    "prazo",
+    "reunião",
+    "ontem",
+    "hoje",
+    "amanhã",
+    "ainda",
+    "também",
+    "porém",
+    "então",
+    "quando",
+    "depois",
+    "antes",
+    "sempre",
+    "nunca",
+    "funciona",
+    "voltou",
+    "parou",
+    "aparece",
+    "consegui",
+    "tentei",
+    "reiniciei",
+    "verifiquei",
+    "precisamos",
+    "gostaria",
+    "poderia",
+    "favor",
+    "obrigado",
+    "novamente",
+    "urgente",
+    "o",
+    "a",
+    "os",
+    "as",
+    "de",
+    "do",
+    "da",
+    "no",
+    "na",
+    "em",
+    "com",
+    "para",
+    "por",
+    "que",
+    "não",
+    "mas",
+    "e",
+    "um",
+    "uma",
+    "se",
+    "já",
+    "mais",
+    "muito",
+    "só",
+    "está",
+    "foi",
+    "é",
 ];
 
-const GREETINGS: &[&str] = &["Bom dia,", "Boa tarde,", "Olá,", "Prezados,", "Oi, tudo bem?"];
-const CLOSINGS: &[&str] = &["Atenciosamente,", "Obrigado,", "Att.,", "Grato,", "Abraços,"];
+const GREETINGS: &[&str] = &[
+    "Bom dia,",
+    "Boa tarde,",
+    "Olá,",
+    "Prezados,",
+    "Oi, tudo bem?",
+];
+const CLOSINGS: &[&str] = &[
+    "Atenciosamente,",
+    "Obrigado,",
+    "Att.,",
+    "Grato,",
+    "Abraços,",
+];
 const NAMES: &[&str] = &[
-    "Ana Luíza Ferreira", "João Batista Conceição", "Márcia Gonçalves", "Sérgio Araújo",
-    "Patrícia Lima", "Fábio Magalhães", "Luciana Simões", "Antônio Brandão",
+    "Ana Luíza Ferreira",
+    "João Batista Conceição",
+    "Márcia Gonçalves",
+    "Sérgio Araújo",
+    "Patrícia Lima",
+    "Fábio Magalhães",
+    "Luciana Simões",
+    "Antônio Brandão",
 ];
 const SECTORS: &[&str] = &[
-    "Coordenação de Compras", "Secretaria Acadêmica", "Departamento Jurídico",
-    "Gerência de Logística", "Núcleo de Atendimento",
+    "Coordenação de Compras",
+    "Secretaria Acadêmica",
+    "Departamento Jurídico",
+    "Gerência de Logística",
+    "Núcleo de Atendimento",
 ];
 /// `{topic}` in the subject template.
 pub const TOPICS: &[&str] = &[
-    "Impressora do 3º andar sem toner", "Acesso à VPN", "Senha do e-mail expirada",
-    "Computador não liga", "Instalação do pacote Office", "Erro no sistema de ponto",
-    "Troca de monitor", "Lentidão na rede do almoxarifado", "Pasta compartilhada inacessível",
+    "Impressora do 3º andar sem toner",
+    "Acesso à VPN",
+    "Senha do e-mail expirada",
+    "Computador não liga",
+    "Instalação do pacote Office",
+    "Erro no sistema de ponto",
+    "Troca de monitor",
+    "Lentidão na rede do almoxarifado",
+    "Pasta compartilhada inacessível",
 ];
 
 /// A body made up front: the Content-Type it needs and its wire bytes.
@@ -140,7 +246,9 @@ pub fn body(rng: &mut StdRng, size: usize, attach: bool) -> Body {
         let mut t = String::with_capacity(size + 1024);
         t.push_str("This is a multi-part message in MIME format.\r\n\r\n");
         t.push_str(&format!("--{boundary}\r\n"));
-        t.push_str("Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
+        t.push_str(
+            "Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n",
+        );
         t.push_str(&reply_text(rng, size.saturating_sub(encoded).max(512)));
         t.push_str(&format!("--{boundary}\r\n"));
         t.push_str(&format!(
@@ -220,7 +328,11 @@ mod tests {
         for attach in [false, true] {
             let b = body(&mut rng, 5000, attach);
             assert!(b.bytes.ends_with(b"\r\n"));
-            assert!(b.bytes.len() > 3000 && b.bytes.len() < 9000, "{}", b.bytes.len());
+            assert!(
+                b.bytes.len() > 3000 && b.bytes.len() < 9000,
+                "{}",
+                b.bytes.len()
+            );
             let text = String::from_utf8(b.bytes).unwrap();
             assert!(text.lines().all(|l| l.len() < 998));
             assert!(!text.replace("\r\n", "").contains('\n'));
@@ -229,7 +341,8 @@ mod tests {
 
     #[test]
     fn encoded_words_are_short() {
-        let w = encode_word("RES: Solicitação nº 123 - Impressora do 3º andar sem toner e sem papel");
+        let w =
+            encode_word("RES: Solicitação nº 123 - Impressora do 3º andar sem toner e sem papel");
         assert!(w.split("\r\n ").all(|p| p.len() <= 75), "{w}");
     }
 }

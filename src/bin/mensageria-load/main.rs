@@ -52,6 +52,8 @@ struct Args {
     ticket_ids: (i64, i64),
     #[arg(long, default_value = "chamados@suporte.example")]
     to: String,
+    /// Sender (envelope and From:); `{id}` is the ticket ID, for tickets
+    /// whose requester differs (the gateway quarantines strangers).
     #[arg(long, default_value = "requerente@cliente.example")]
     from: String,
     /// `{id}` is the ticket ID, `{topic}` a short description.
@@ -93,8 +95,14 @@ struct Args {
 
 fn parse_ids(s: &str) -> Result<(i64, i64), String> {
     let (lo, hi) = s.split_once('-').unwrap_or((s, s));
-    let lo: i64 = lo.trim().parse().map_err(|_| format!("{s:?}: not N or N-M"))?;
-    let hi: i64 = hi.trim().parse().map_err(|_| format!("{s:?}: not N or N-M"))?;
+    let lo: i64 = lo
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not N or N-M"))?;
+    let hi: i64 = hi
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: not N or N-M"))?;
     if lo < 1 || hi < lo {
         return Err(format!("{s:?}: need 1 <= N <= M"));
     }
@@ -105,7 +113,10 @@ fn parse_ids(s: &str) -> Result<(i64, i64), String> {
 fn check(a: &Args) -> Vec<String> {
     let mut p = Vec::new();
     if !a.addr.ip().is_loopback() {
-        p.push(format!("--addr {}: only loopback addresses are allowed", a.addr));
+        p.push(format!(
+            "--addr {}: only loopback addresses are allowed",
+            a.addr
+        ));
     }
     if a.sessions == 0 || a.sessions > 10_000 {
         p.push("--sessions: 1 to 10000".into());
@@ -264,7 +275,8 @@ fn report(a: &Args, t: &mut Tally, secs: f64) {
 /// message, after a short pause so a refusing server is not hammered.
 async fn session(plan: Arc<Plan>, index: usize, done: Arc<AtomicU64>) -> Tally {
     let a = &plan.args;
-    let mut rng = StdRng::seed_from_u64(plan.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        StdRng::seed_from_u64(plan.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut tally = Tally::default();
     let mut conn: Option<Conn> = None;
     let mut data = Vec::with_capacity(a.size_max + 2048);
@@ -284,9 +296,9 @@ async fn session(plan: Arc<Plan>, index: usize, done: Arc<AtomicU64>) -> Tally {
                 }
             },
         };
-        message(&plan, &mut rng, index, n, &mut data);
+        let from = message(&plan, &mut rng, index, n, &mut data);
         let mail = Mail {
-            from: &a.from,
+            from: &from,
             to: &a.to,
             data: &data,
         };
@@ -314,10 +326,12 @@ async fn session(plan: Arc<Plan>, index: usize, done: Arc<AtomicU64>) -> Tally {
     tally
 }
 
-/// Headers for message `n` of session `s` in front of a prepared body.
-fn message(plan: &Plan, rng: &mut StdRng, s: usize, n: usize, out: &mut Vec<u8>) {
+/// Headers for message `n` of session `s` in front of a prepared body;
+/// returns the sender.
+fn message(plan: &Plan, rng: &mut StdRng, s: usize, n: usize, out: &mut Vec<u8>) -> String {
     let a = &plan.args;
     let id = rng.random_range(a.ticket_ids.0..=a.ticket_ids.1);
+    let from = a.from.replace("{id}", &id.to_string());
     let topic = corpus::TOPICS[rng.random_range(0..corpus::TOPICS.len())];
     let subject = a
         .subject_template
@@ -337,7 +351,7 @@ fn message(plan: &Plan, rng: &mut StdRng, s: usize, n: usize, out: &mut Vec<u8>)
         "Date: {date}\r\nFrom: {} <{}>\r\nTo: <{}>\r\nSubject: {}\r\nMessage-ID: <load.{:x}.{s}.{n}.{:08x}@cliente.example>\r\n\
          MIME-Version: 1.0\r\nContent-Type: {}\r\n{cte}Content-Language: pt-BR\r\nX-Mailer: mensageria-load\r\n\r\n",
         corpus::encode_word(corpus::name(rng)),
-        a.from,
+        from,
         a.to,
         corpus::encode_word(&subject),
         plan.run,
@@ -346,6 +360,7 @@ fn message(plan: &Plan, rng: &mut StdRng, s: usize, n: usize, out: &mut Vec<u8>)
     );
     out.extend_from_slice(headers.as_bytes());
     out.extend_from_slice(&body.bytes);
+    from
 }
 
 /// Opens `n` sessions, holds them for `--hold-secs` (or until SIGINT or

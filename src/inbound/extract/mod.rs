@@ -79,17 +79,21 @@ enum Marker {
     History,
 }
 
+/// A separator line without the dashes around it.
+fn core(norm: &str) -> &str {
+    norm.trim_matches(|c| matches!(c, '-' | '_' | '=' | ' '))
+}
+
 fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
     let r = rules();
     let n = norm.get(i)?;
     if n.is_empty() || is_quote(raw.get(i)?) {
         return None;
     }
-    let core = n.trim_matches(|c| matches!(c, '-' | '_' | '=' | ' '));
-    if raw[i].contains("--") && r.original.is_match(core) {
+    if raw[i].contains("--") && r.original.is_match(core(n)) {
         return Some(Marker::History);
     }
-    if r.forward.is_match(core) {
+    if r.forward.is_match(core(n)) {
         return Some(Marker::Forward);
     }
     if r.from.is_match(n) {
@@ -170,13 +174,15 @@ fn interleaved(raw: &[&str], norm: &[String], mut j: usize) -> bool {
     j < raw.len() && !is_sig_delim(raw[j], &norm[j]) && marker(raw, norm, j).is_none()
 }
 
+/// A quote line without its prefix ("> > ", "RC> ").
 fn unquote(line: &str) -> &str {
-    let t = line.trim_start();
-    let caps = t.chars().take_while(char::is_ascii_uppercase).count();
-    match t.get(caps..) {
-        Some(rest) if rest.starts_with('>') => rest.trim_start_matches(['>', ' ']),
-        _ => line,
+    if !is_quote(line) {
+        return line;
     }
+    let t = line
+        .trim_start()
+        .trim_start_matches(|c: char| c.is_ascii_uppercase());
+    t.trim_start_matches(['>', ' ', '\t'])
 }
 
 /// Whether a body made only of `>` lines shows it is history.
@@ -336,12 +342,17 @@ pub fn extract_html(html: &str) -> Extracted {
     let cut = rules().html_quote.find(&lower).map(|m| m.start());
     let head = cut.and_then(|c| html.get(..c)).unwrap_or(html);
     let got = extract_text(&html_to_text(head));
-    if cut.is_some() && got.text.is_empty() && got.signature.is_none() {
-        // Nothing above the quote: maybe a forward without comment, which
-        // the text rules keep; a bare quoted reply still comes out empty.
-        return extract_text(&html_to_text(html));
+    if cut.is_none() || !got.text.is_empty() || got.signature.is_some() {
+        return got;
     }
-    got
+    // Nothing above the quote. A forward without comment (Gmail puts its
+    // marker inside `gmail_quote`) keeps the forwarded text, as in plain text.
+    let whole = html_to_text(html);
+    let first = whole.lines().map(norm).find(|l| !l.is_empty());
+    match first {
+        Some(l) if rules().forward.is_match(core(&l)) => extract_text(&whole),
+        _ => got,
+    }
 }
 
 /// Renders links as "text <url>", bold and italics as plain text.
@@ -409,6 +420,9 @@ impl TextDecorator for Plain {
 }
 
 fn html_to_text(html: &str) -> String {
+    if too_deep(html) {
+        return mail_parser::decoders::html::html_to_text(html);
+    }
     // Word (Outlook desktop) spaces paragraphs with empty zero-margin <p>s:
     // as <div>s they come out one line each, as Outlook shows them.
     let html = match html.to_ascii_lowercase().contains("msonormal") {
@@ -427,6 +441,33 @@ fn html_to_text(html: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// html2text takes time quadratic in the nesting depth: a body nested
+/// thousands deep (hostile, never a client's) goes to mail-parser's flat
+/// converter instead. Tags that are seldom closed are not counted.
+fn too_deep(html: &str) -> bool {
+    let (mut depth, mut max) = (0i64, 0);
+    for (i, _) in html.match_indices('<') {
+        let tag = html.get(i + 1..).unwrap_or("");
+        let name: String = tag
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
+        let name = name.to_ascii_lowercase();
+        if tag.starts_with('/') {
+            depth -= 1;
+        } else if !name.is_empty() && !VOID.contains(&name.as_str()) {
+            depth += 1;
+            max = max.max(depth);
+        }
+    }
+    max > 1000
+}
+
+const VOID: &[&str] = &[
+    "br", "img", "hr", "meta", "link", "input", "wbr", "col", "area", "base", "p", "li", "td",
+    "tr", "option",
+];
 
 /// "https://x <https://x>" and "a@b <mailto:a@b>" say the address twice.
 fn drop_self_links(line: &str) -> String {
@@ -533,6 +574,14 @@ mod tests {
     fn sentence_with_date_is_kept() {
         let t = "Em março de 2026 o sistema parou.\nO técnico disse que volta amanhã.";
         assert_eq!(extract_text(t).text, t);
+    }
+
+    #[test]
+    fn html_reply_with_nothing_new_is_empty() {
+        let e = extract_html(
+            r#"<div><br></div><div class="yahoo_quoted"><div>Em terça-feira, 3 de março de 2026 10:00:00 BRT, Suporte &lt;s@x.com&gt; escreveu:</div><div>Seu chamado foi resolvido.</div></div>"#,
+        );
+        assert!(e.empty && e.text.is_empty());
     }
 
     #[test]

@@ -1,0 +1,42 @@
+//! Loop caps and bounce suppression for the gateway's own mail. A mail
+//! that may not go leaves a suppression row that says why, never nothing.
+
+use crate::config::Config;
+use crate::store::{Store, StoreError, Tx, now_ms};
+
+/// Whether machine-made mail of `kind` may go to `rcpt` about `ticket`.
+pub async fn allow_automatic(
+    tx: &mut Tx,
+    cfg: &Config,
+    ticket: i64,
+    rcpt: &str,
+    kind: &str,
+) -> Result<bool, StoreError> {
+    if let Some(reason) = bounced(tx, rcpt).await? {
+        Store::suppression_add(tx, Some(ticket), rcpt, kind, &reason, None).await?;
+        return Ok(false);
+    }
+    let since = now_ms() - (cfg.loops.window_secs as i64) * 1000;
+    let (all, on_ticket) = Store::automatic_mail_counts(tx, rcpt, ticket, since).await?;
+    let minutes = cfg.loops.window_secs / 60;
+    let reason = if on_ticket >= cfg.loops.per_ticket_recipient {
+        format!("loop cap: {on_ticket} automatic mails to {rcpt} on ticket {ticket} in {minutes} min")
+    } else if all >= cfg.loops.per_recipient {
+        format!("loop cap: {all} automatic mails to {rcpt} in {minutes} min")
+    } else {
+        return Ok(true);
+    };
+    tracing::warn!(ticket, rcpt, kind, %reason, "mail suppressed");
+    Store::suppression_add(tx, Some(ticket), rcpt, kind, &reason, None).await?;
+    Ok(false)
+}
+
+/// Why `rcpt` is not mailed now, when it bounced permanently of late.
+pub async fn bounced(tx: &mut Tx, rcpt: &str) -> Result<Option<String>, StoreError> {
+    Ok(Store::bounced_until(tx, rcpt).await?.map(|until| {
+        format!(
+            "{rcpt} bounced permanently; not mailed until {}",
+            crate::cli::output::time(until)
+        )
+    }))
+}
