@@ -70,13 +70,23 @@ fn load_or_create(path: &Path) -> Result<Key, KeyError> {
     let secret: [u8; 32] = rand::random();
     let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     use std::os::unix::fs::OpenOptionsExt;
-    // create_new: two processes starting at once must not both write a key.
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(mut f) => {
-            f.write_all(format!("{hex}\n").as_bytes()).map_err(create)?;
-            f.sync_all().map_err(create)?;
-            Ok(Key(hmac::Key::new(hmac::HMAC_SHA256, &secret)))
-        }
+    // Written whole to a private temporary file, then linked into place:
+    // two processes starting at once never see a half-written key, and the
+    // link fails for the second, which then reads the first one's key.
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(create)?;
+    f.write_all(format!("{hex}\n").as_bytes()).map_err(create)?;
+    f.sync_all().map_err(create)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(Key(hmac::Key::new(hmac::HMAC_SHA256, &secret))),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
         Err(e) => Err(create(e)),
     }
