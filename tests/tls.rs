@@ -131,3 +131,38 @@ async fn implicit_tls_port_and_reload() {
     assert!(reply(&mut old).await[0].starts_with("250"));
     gw.stop(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_without_dropping_sessions() {
+    let tdb = TestDb::new(Db::Sqlite).await;
+    let first = write_cert(tdb.dir.path());
+    let mut cfg = support::config(&tdb.url, support::sink::free_port());
+    let (port, tls_port) = (support::sink::free_port(), support::sink::free_port());
+    cfg.smtp.listen = mensageria::config::Listen::One(format!("127.0.0.1:{port}"));
+    cfg.tls.cert_file = Some(tdb.dir.path().join("cert.pem"));
+    cfg.tls.key_file = Some(tdb.dir.path().join("key.pem"));
+    cfg.tls.implicit_listen = vec![format!("127.0.0.1:{tls_port}")];
+    let conf = support::write_config(tdb.dir.path(), &cfg);
+    let d = support::daemon::Daemon::spawn(&conf, format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let implicit: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
+
+    let old = TcpStream::connect(implicit).await.unwrap();
+    let old = connector(&first).connect(ServerName::try_from("gw.test").unwrap(), old).await.unwrap();
+    assert_eq!(old.get_ref().1.peer_certificates().unwrap()[0], first);
+    let mut old = BufReader::new(old);
+    assert!(reply(&mut old).await[0].starts_with("220"));
+
+    let second = write_cert(tdb.dir.path());
+    d.signal("HUP");
+    // New handshakes see the new certificate once the reload is done.
+    let shown = support::wait_until("the new certificate", Duration::from_secs(10), || async {
+        let s = TcpStream::connect(implicit).await.ok()?;
+        let tls = connector(&second).connect(ServerName::try_from("gw.test").unwrap(), s).await.ok()?;
+        Some(tls.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned())
+    })
+    .await;
+    assert_eq!(shown, second);
+    // The session opened before the reload goes on.
+    old.write_all(b"NOOP\r\n").await.unwrap();
+    assert!(reply(&mut old).await[0].starts_with("250"));
+}
