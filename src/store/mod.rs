@@ -5,6 +5,7 @@
 //! times as Unix milliseconds); only migrations and the outbox claim differ.
 //! Nothing outside this module writes SQL.
 
+pub mod batch;
 pub mod messages;
 pub mod outbox;
 pub mod params;
@@ -32,6 +33,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("transaction not committed: {0}")]
+    Batch(String),
+    #[error("the store is shutting down")]
+    Stopped,
     #[error("unsupported database url {0:?} (use sqlite:// or postgres://)")]
     BadUrl(String),
 }
