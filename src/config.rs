@@ -216,6 +216,10 @@ pub struct InboundConfig {
     /// Sender domains trusted like participants (e.g. the requesters' own
     /// company), for mail matched by subject or thread headers.
     pub trusted_domains: Vec<String>,
+    /// Largest attachment stored and forwarded to the technicians; a bigger
+    /// one is listed with its size and a note, its bytes left in the raw
+    /// message only.
+    pub max_attachment_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -332,6 +336,7 @@ impl Default for InboundConfig {
             closed_ticket: ClosedTicket::Reopen,
             strangers: Strangers::Quarantine,
             trusted_domains: Vec::new(),
+            max_attachment_bytes: 10 * 1024 * 1024,
         }
     }
 }
@@ -463,6 +468,9 @@ impl Config {
         }
         if self.admin.relay_reachable_minutes == 0 {
             p.push("admin.relay_reachable_minutes: must be at least 1".into());
+        }
+        if self.inbound.max_attachment_bytes == 0 {
+            p.push("inbound.max_attachment_bytes: must be at least 1".into());
         }
         if let Some(pattern) = &self.inbound.subject_pattern {
             if let Err(e) = crate::inbound::subject::SubjectMatcher::from_regex(pattern) {

@@ -104,6 +104,7 @@ async fn queue_closed_notice(
         from: &cfg.mail.from,
         reply_to: &minted.reply_to,
         auto: Some("auto-replied"),
+        attachments: &[],
         to: &rcpt,
         subject: &subject,
         text: &notice_text(ticket.id, &cfg.mail.from_name),

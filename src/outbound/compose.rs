@@ -37,6 +37,22 @@ pub struct Draft<'a> {
     /// (`auto-generated`, `auto-replied`); it also asks Exchange not to
     /// answer with out-of-office replies.
     pub auto: Option<&'static str>,
+    /// Files sent along (a requester's attachments on a notification);
+    /// empty for every other mail.
+    pub attachments: &'a [Attachment<'a>],
+}
+
+/// A file attached to an outbound mail, its bytes sent unchanged (base64).
+#[derive(Debug, Clone, Copy)]
+pub struct Attachment<'a> {
+    pub filename: &'a str,
+    /// `type/subtype`; anything lettre cannot parse goes as
+    /// `application/octet-stream`.
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    /// Without angle brackets. Set for an inline part (an image the sender's
+    /// HTML showed by `cid:`): it keeps its Content-ID and inline disposition.
+    pub content_id: Option<&'a str>,
 }
 
 /// Outlook's conversation topic (the subject without prefixes).
@@ -92,6 +108,22 @@ fn qp_part(ct: ContentType, text: &str) -> Result<SinglePart, ComposeError> {
     Ok(SinglePart::builder().header(ct).body(body))
 }
 
+fn attachment_part(a: &Attachment<'_>) -> Result<SinglePart, ComposeError> {
+    let ct = ContentType::parse(a.content_type)
+        .or_else(|_| ContentType::parse("application/octet-stream"))
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    // Base64 whatever the content: the technician gets the very bytes the
+    // requester sent, line ends included (a text file is not re-wrapped).
+    let body = Body::new_with_encoding(a.body.to_vec(), ContentTransferEncoding::Base64)
+        .map_err(|_| ComposeError::Build("attachment cannot be base64 encoded".into()))?;
+    let name = a.filename.to_owned();
+    Ok(match a.content_id {
+        Some(cid) => lettre::message::Attachment::new_inline_with_name(cid.to_owned(), name),
+        None => lettre::message::Attachment::new(name),
+    }
+    .body(body, ct))
+}
+
 /// The mail as it will be relayed, CRLF line ends.
 pub fn build(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
     let mut b = lettre::Message::builder()
@@ -117,16 +149,59 @@ pub fn build(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
         b = b.references(d.references.join(" "));
     }
     let text = qp_part(ContentType::TEXT_PLAIN, d.text)?;
-    let msg = match d.html {
-        Some(html) => b.multipart(
-            MultiPart::alternative()
-                .singlepart(text)
-                .singlepart(qp_part(ContentType::TEXT_HTML, html)?),
-        ),
-        None => b.singlepart(text),
+    let msg = if d.attachments.is_empty() {
+        match d.html {
+            Some(html) => b.multipart(
+                MultiPart::alternative()
+                    .singlepart(text)
+                    .singlepart(qp_part(ContentType::TEXT_HTML, html)?),
+            ),
+            None => b.singlepart(text),
+        }
+    } else {
+        b.multipart(with_attachments(text, d.html, d.attachments)?)
     }
     .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(msg.formatted())
+}
+
+/// multipart/mixed: the body first, then the files. Inline parts go in a
+/// multipart/related with the HTML that shows them (RFC 2387); a text-only
+/// body cannot show them, so they follow it in the mixed part, still inline.
+fn with_attachments(
+    text: SinglePart,
+    html: Option<&str>,
+    attachments: &[Attachment<'_>],
+) -> Result<MultiPart, ComposeError> {
+    let (inline, files): (Vec<_>, Vec<_>) =
+        attachments.iter().partition(|a| a.content_id.is_some());
+    let mut mixed = match html {
+        Some(html) => {
+            let alt = MultiPart::alternative()
+                .singlepart(text)
+                .singlepart(qp_part(ContentType::TEXT_HTML, html)?);
+            if inline.is_empty() {
+                MultiPart::mixed().multipart(alt)
+            } else {
+                let mut related = MultiPart::related().multipart(alt);
+                for a in &inline {
+                    related = related.singlepart(attachment_part(a)?);
+                }
+                MultiPart::mixed().multipart(related)
+            }
+        }
+        None => {
+            let mut m = MultiPart::mixed().singlepart(text);
+            for a in &inline {
+                m = m.singlepart(attachment_part(a)?);
+            }
+            m
+        }
+    };
+    for a in &files {
+        mixed = mixed.singlepart(attachment_part(a)?);
+    }
+    Ok(mixed)
 }
 
 #[cfg(test)]
@@ -151,6 +226,7 @@ mod tests {
             thread_topic: "Solicitação nº 42",
             thread_index: "AQHZ",
             auto: None,
+            attachments: &[],
         })
         .unwrap();
         let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();

@@ -58,6 +58,7 @@ pub async fn queue_failure_notice(
             thread_topic: &ticket.thread_topic,
             thread_index: &th.thread_index,
             auto: Some("auto-generated"),
+            attachments: &[],
         })?;
         let id = Store::outbox_insert(
             &mut tx,

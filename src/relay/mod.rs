@@ -110,13 +110,22 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.cfg.relay.poll_interval_ms.max(10));
         let lease_ms = (self.cfg.relay.lease_secs * 1000) as i64;
+        // As many mails in flight as the pool has connections: each send
+        // waits on the relay's round trips, not on our CPU.
+        let parallel = self.cfg.relay.pool_size.max(1) as usize;
+        let batch = (parallel * 8) as i64;
         loop {
-            // Mail in hand is finished before the loop looks at shutdown.
-            match self.store.outbox_claim(&self.owner, lease_ms, 32).await {
+            // Mail in hand is finished; a stop is honoured between batches,
+            // so unclaimed rows stay for the next start or another instance.
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.store.outbox_claim(&self.owner, lease_ms, batch).await {
                 Ok(rows) if !rows.is_empty() => {
-                    for row in rows {
-                        self.deliver(row).await;
-                    }
+                    use futures_util::StreamExt;
+                    futures_util::stream::iter(rows)
+                        .for_each_concurrent(parallel, |row| self.deliver(row))
+                        .await;
                     continue;
                 }
                 Ok(_) => {}

@@ -5,6 +5,7 @@
 //! times as Unix milliseconds); only migrations and the outbox claim differ.
 //! Nothing outside this module writes SQL.
 
+pub mod attachments;
 pub mod batch;
 pub mod messages;
 pub mod outbox;
