@@ -26,6 +26,9 @@ mkdir -p artifacts
 cargo fuzz build "${FLAGS[@]}" "${one[@]}" >artifacts/build.log 2>&1 \
   || { tail -30 artifacts/build.log >&2; echo "fuzz: build failed (fuzz/artifacts/build.log)" >&2; exit 2; }
 
+# Run the binaries just built (cargo fuzz run would rebuild each time, and
+# the tree may change under a long run).
+bin="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 status=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t"
@@ -35,9 +38,8 @@ for t in "${targets[@]}"; do
   # Raw messages are larger than libFuzzer's 4 KiB default.
   [ "$t" = inbound_parse ] && extra+=("-max_len=65536")
   start=$(date +%s)
-  cargo fuzz run "${FLAGS[@]}" "$t" "corpus/$t" -- \
-    -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}" \
-    >"$log" 2>&1
+  "$bin/$t" -artifact_prefix="artifacts/$t/" -max_total_time="$secs" -timeout=30 \
+    -rss_limit_mb=2048 -print_final_stats=1 "${extra[@]}" "corpus/$t" >"$log" 2>&1
   rc=$?
   took=$(( $(date +%s) - start ))
   execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -1)
@@ -47,8 +49,9 @@ for t in "${targets[@]}"; do
   else
     status=1
     found=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
-    echo "$t: CRASH after $took s, ${execs:-?} execs: ${found:-see $log} (log: fuzz/$log)"
+    echo "$t: CRASH after $took s, ${execs:-?} execs: fuzz/${found:-?} (log: fuzz/$log)"
     grep -m1 -E "panicked at|ERROR: libFuzzer" "$log" | sed 's/^/  /'
+    [ -n "$found" ] && echo "  reproduce: fuzz/$bin/$t fuzz/$found"
   fi
 done
 exit "$status"

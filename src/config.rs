@@ -387,7 +387,9 @@ impl Config {
             match e.span() {
                 Some(span) => {
                     let line = text[..span.start].matches('\n').count() + 1;
-                    format!("line {line}: {msg}")
+                    // Quote the line itself, so the key is named too.
+                    let src = text.lines().nth(line - 1).unwrap_or("").trim();
+                    format!("line {line} ({src}): {msg}")
                 }
                 None => msg,
             }
@@ -538,7 +540,7 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error_with_its_line() {
         let err = Config::parse("[smtp]\nlisten = \"127.0.0.1:25\"\nlistne = 1\n").unwrap_err();
-        assert!(err.starts_with("line 3:"), "{err}");
+        assert!(err.starts_with("line 3 (listne = 1):"), "{err}");
         assert!(err.contains("listne"), "{err}");
     }
 
@@ -551,7 +553,7 @@ mod tests {
         let c = Config::parse("[inbound]\nclosed_ticket = \"keep\"\n").unwrap();
         assert_eq!(c.inbound.closed_ticket, ClosedTicket::Keep);
         let err = Config::parse("[inbound]\nclosed_ticket = \"ignore\"\n").unwrap_err();
-        assert!(err.starts_with("line 2:") && err.contains("ignore"), "{err}");
+        assert!(err.starts_with("line 2 (closed_ticket") && err.contains("ignore"), "{err}");
     }
 
     #[test]

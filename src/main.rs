@@ -31,7 +31,10 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(cli::run(cli)) {
-        eprintln!("mensageria: {}", one_line(&e));
+        // check-config has printed its problems one per line already.
+        if e.downcast_ref::<cli::check::Reported>().is_none() {
+            eprintln!("mensageria: {}", one_line(&e));
+        }
         std::process::exit(cli::exit_code(&e));
     }
 }

@@ -213,3 +213,51 @@ async fn bad_input_is_one_line(db: Db) {
 }
 
 both_databases!(bad_input_is_one_line);
+
+#[test]
+fn check_config_prints_one_line_per_problem_and_probes_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    let bad = [
+        ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+        ("[smtp]\nlisten = \"nowhere\"\n", "smtp.listen"),
+        ("[smtp]\nmax_command_length = 10\n", "smtp.max_command_length"),
+        ("[mail]\nfrom = \"nobody\"\n", "mail.from"),
+        ("[relay]\nurl = \"smtp://u:secret@relay.example\"\n", "password_file"),
+        ("[relay]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n", "relay.password_file"),
+        ("[tls]\ncert_file = \"/nonexistent/c.pem\"\n", "tls"),
+        ("[inbound]\nsubject_pattern = \"(a)(b)\"\n", "inbound.subject_pattern"),
+        ("[inbound]\nunmatched = \"drop\"\n", "unmatched"),
+        ("[log]\nfilter = \"=[\"\n", "log.filter"),
+    ];
+    for (text, key) in bad {
+        std::fs::write(&p, text).unwrap();
+        let out = cli(&p, &["check-config"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{text}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{text}: one line: {err}");
+        assert!(err.contains(key), "{key} not in {err}");
+    }
+    // Two problems, two lines.
+    std::fs::write(&p, "[database]\nurl = \"mysql://x\"\n[mail]\nfrom = \"nobody\"\n").unwrap();
+    let out = cli(&p, &["check-config"]);
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 2);
+    // A valid file; the relay probe fails on a closed port (exit 1, one line).
+    let db = dir.path().join("m.db");
+    let port = { std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() };
+    std::fs::write(
+        &p,
+        format!(
+            "[database]\nurl = \"sqlite://{}\"\n[relay]\nurl = \"smtp://127.0.0.1:{port}\"\n[security]\nkey_file = \"{}\"\n",
+            db.display(),
+            dir.path().join("k").display()
+        ),
+    )
+    .unwrap();
+    let ok = cli_ok(&p, &["check-config"]);
+    assert!(ok.contains("database") && ok.contains("reachable"), "{ok}");
+    let out = cli(&p, &["check-config", "--probe-relay"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("relay smtp://127.0.0.1"), "{err}");
+}

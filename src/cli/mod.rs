@@ -2,6 +2,7 @@
 //! Each returns `anyhow::Result`; `main` turns an error into one stderr line
 //! and an exit code (see [`exit_code`]).
 
+pub mod check;
 pub mod output;
 pub mod queue;
 pub mod replay;
@@ -47,7 +48,11 @@ pub enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Parse and validate the configuration, open the database.
-    CheckConfig,
+    CheckConfig {
+        /// Also connect to the relay and speak EHLO.
+        #[arg(long)]
+        probe_relay: bool,
+    },
     /// Numbered parameters (417 = id of the technician mail template).
     #[command(subcommand)]
     Param(template::ParamCmd),
@@ -74,6 +79,9 @@ pub enum Command {
 
 /// Exit code for an error: configuration problems get [`EXIT_CONFIG`].
 pub fn exit_code(e: &anyhow::Error) -> i32 {
+    if let Some(r) = e.downcast_ref::<check::Reported>() {
+        return if r.config { EXIT_CONFIG } else { 1 };
+    }
     if e.downcast_ref::<ConfigError>().is_some() {
         EXIT_CONFIG
     } else {
@@ -82,6 +90,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::CheckConfig { probe_relay } = cli.command {
+        return check::check(&cli.config, probe_relay).await;
+    }
     let cfg = Config::load(&cli.config)?;
     match cli.command {
         Command::Serve => serve::serve(cfg, &cli.config).await,
@@ -94,15 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::CheckConfig => {
-            let store = Store::connect(&cfg.database.url, 1).await?;
-            store.close().await;
-            println!(
-                "{}: configuration ok, database reachable",
-                cli.config.display()
-            );
-            Ok(())
-        }
+        Command::CheckConfig { .. } => Ok(()),
         Command::Param(c) => template::param(&open_migrated(&cfg).await?, c).await,
         Command::Template(c) => template::template(&open_migrated(&cfg).await?, &cfg, c).await,
         Command::Ticket(c) => ticket::ticket(&open_migrated(&cfg).await?, &cfg, c).await,

@@ -12,6 +12,7 @@ use crate::address::parse_mailbox;
 use crate::config::Config;
 use crate::outbound::{self, thread};
 use crate::store::Store;
+use crate::store::attachments::AttachmentRow;
 use crate::store::tickets::TicketFields;
 
 #[derive(Subcommand, Debug)]
@@ -109,6 +110,47 @@ struct MessageJson {
     /// Signals that found the ticket: token, signed-reference, subject,
     /// references (inbound mail only).
     matched_by: String,
+    attachments: Vec<AttachmentJson>,
+}
+
+#[derive(Serialize)]
+struct AttachmentJson {
+    name: String,
+    #[serde(rename = "type")]
+    content_type: String,
+    /// Bytes, decoded.
+    size: i64,
+    inline: bool,
+    /// "skipped: over max_attachment_bytes", a TNEF container, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+impl From<AttachmentRow> for AttachmentJson {
+    fn from(a: AttachmentRow) -> Self {
+        AttachmentJson {
+            name: a.filename,
+            content_type: a.content_type,
+            size: a.size,
+            inline: a.is_inline != 0,
+            note: a.note,
+        }
+    }
+}
+
+/// 1234 → "1234 B", 52000 → "50.8 KiB".
+fn human_size(n: i64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 fn check_address(what: &str, addr: &str) -> anyhow::Result<()> {
@@ -213,6 +255,10 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("ticket {id} does not exist"))?;
     let msgs = store.messages_of_ticket(id).await?;
+    let mut files: std::collections::HashMap<i64, Vec<AttachmentRow>> = Default::default();
+    for a in store.attachments_of_ticket(id).await? {
+        files.entry(a.message_id).or_default().push(a);
+    }
     if json {
         let out = ThreadJson {
             id,
@@ -221,6 +267,12 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
             messages: msgs
                 .into_iter()
                 .map(|m| MessageJson {
+                    attachments: files
+                        .remove(&m.id)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(AttachmentJson::from)
+                        .collect(),
                     id: m.id,
                     kind: m.kind.clone(),
                     matched_by: m.matched_by.clone(),
@@ -241,18 +293,33 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
     if !t.technicians.is_empty() {
         println!("technicians: {}", t.technician_list().join(", "));
     }
-    let rows: Vec<Vec<String>> = msgs
-        .iter()
-        .map(|m| {
-            vec![
-                time(m.at),
-                m.direction.clone(),
-                cell(&m.author, 30),
-                cell(&m.subject, 40),
-                cell(&m.body_text, 60),
-            ]
-        })
-        .collect();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for m in &msgs {
+        rows.push(vec![
+            time(m.at),
+            m.direction.clone(),
+            cell(&m.author, 30),
+            cell(&m.subject, 40),
+            cell(&m.body_text, 60),
+        ]);
+        // Its files under it: name, type, size (and why one was not kept).
+        for a in files.get(&m.id).into_iter().flatten() {
+            let mut about = format!("{}, {}", a.content_type, human_size(a.size));
+            if a.is_inline != 0 {
+                about.push_str(", inline");
+            }
+            if let Some(n) = &a.note {
+                about.push_str(&format!(", {n}"));
+            }
+            rows.push(vec![
+                String::new(),
+                String::new(),
+                "  attachment".into(),
+                cell(&a.filename, 40),
+                about,
+            ]);
+        }
+    }
     table(&["AT", "DIR", "FROM", "SUBJECT", "TEXT"], &rows);
     Ok(())
 }

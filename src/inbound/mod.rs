@@ -4,6 +4,7 @@
 //! notification — or quarantines it with the reason. It never speaks SMTP:
 //! the listener maps its `Outcome` to a reply.
 
+pub mod attachments;
 pub mod bounces;
 pub mod classify;
 pub mod extract;
@@ -18,6 +19,7 @@ use tokio::sync::Notify;
 
 use crate::config::{Strangers, Config, Unmatched};
 use crate::outbound::{self, Notice, OutboundError};
+use crate::store::attachments::NewAttachment;
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
 use crate::store::tickets::Ticket;
@@ -244,16 +246,38 @@ impl Inbound {
             },
         )
         .await?;
-        if stored.is_none() {
+        let Some(row_id) = stored else {
             return Ok(Outcome::Duplicate {
                 ticket: ticket_id,
                 message_id: p.message_id,
             });
+        };
+        // The files, read again from the same bytes (cheap next to the
+        // commit), so `Parsed` stays small and `quarantine release` gets
+        // them too. Listed in this transaction, bytes deduplicated by hash.
+        let mime = mail_parser::MessageParser::default().parse(raw);
+        let found = mime.as_ref().map(attachments::collect).unwrap_or_default();
+        let max = self.cfg.inbound.max_attachment_bytes;
+        for a in &found {
+            let note = a.note(max);
+            let new = NewAttachment {
+                message_id: row_id,
+                filename: &a.name,
+                content_type: &a.content_type,
+                inline: a.inline,
+                content_id: a.content_id.as_deref(),
+                bytes: &a.bytes,
+                keep_bytes: !a.over(max),
+                note: note.as_deref(),
+            };
+            Store::attachment_insert(&mut tx, &new).await?;
         }
+        let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
         let notice = Notice {
             sender: author,
             subject: &p.subject,
             text: &p.text,
+            attachments: &forwarded,
         };
         // An auto-reply stays on the ticket as an event: never forwarded,
         // never answered. Closed-ticket policy: see outbound::closed.

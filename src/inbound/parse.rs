@@ -2,9 +2,15 @@
 //! mail-parser: decoded subject, Message-ID, thread references, sender and
 //! the text the sender wrote.
 
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
-use mail_parser::{HeaderValue, MessageParser};
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::charsets::map::charset_decoder;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
+use mail_parser::{
+    Encoding, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 
 #[derive(Debug, Clone)]
 pub struct Parsed {
@@ -27,9 +33,68 @@ fn ids(v: &HeaderValue<'_>) -> Vec<String> {
     }
 }
 
+/// A part's body with only its transfer encoding undone: the bytes the
+/// sender attached, before any charset conversion. None when the encoding is
+/// broken (mail-parser's own decoding is then the best there is).
+pub fn transfer_decoded<'a>(raw: &'a [u8], part: &MessagePart<'_>) -> Option<Cow<'a, [u8]>> {
+    let body = raw.get(part.offset_body as usize..part.offset_end as usize)?;
+    match part.encoding {
+        Encoding::None => Some(Cow::Borrowed(body)),
+        Encoding::QuotedPrintable => quoted_printable_decode(body).map(Cow::Owned),
+        Encoding::Base64 => base64_decode(body).map(Cow::Owned),
+    }
+}
+
+/// Text in an unknown 8-bit charset: UTF-8 when it is valid, else
+/// Windows-1252 (what Outlook and Windows scripts send: 0x93/0x94 are curly
+/// quotes, 0x80 the euro), else ISO-8859-1 for the five bytes cp1252 leaves
+/// undefined (every byte is a Latin-1 character).
+pub fn decode_8bit(bytes: &[u8]) -> String {
+    if let Ok(s) = std::str::from_utf8(bytes) {
+        return s.to_owned();
+    }
+    if let Some(cp1252) = charset_decoder(b"windows-1252") {
+        let s = cp1252(bytes);
+        if !s.contains('\u{FFFD}') {
+            return s;
+        }
+    }
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// RFC 2045 makes text without a charset US-ASCII, yet clients send raw
+/// 8-bit text undeclared, and mail-parser then reads it as UTF-8 with U+FFFD
+/// for every other byte. Such parts (no charset, or one mail-parser does not
+/// know) are decoded again from their bytes with `decode_8bit`.
+fn fix_undeclared_charsets(msg: &mut Message<'_>) {
+    let Message {
+        parts, raw_message, ..
+    } = msg;
+    for part in parts.iter_mut() {
+        let garbled =
+            matches!(&part.body, PartType::Text(t) | PartType::Html(t) if t.contains('\u{FFFD}'));
+        let declared = part
+            .content_type()
+            .and_then(|ct| ct.attribute("charset"))
+            .is_some_and(|c| charset_decoder(c.as_bytes()).is_some());
+        if !garbled || declared {
+            continue;
+        }
+        let Some(bytes) = transfer_decoded(raw_message, part) else {
+            continue;
+        };
+        let text = Cow::Owned(decode_8bit(&bytes));
+        part.body = match part.body {
+            PartType::Html(_) => PartType::Html(text),
+            _ => PartType::Text(text),
+        };
+    }
+}
+
 /// None when the bytes are not a message at all.
 pub fn parse<'x>(raw: &'x [u8], hostname: &str) -> Option<(Parsed, mail_parser::Message<'x>)> {
-    let msg = MessageParser::default().parse(raw)?;
+    let mut msg = MessageParser::default().parse(raw)?;
+    fix_undeclared_charsets(&mut msg);
     let message_id = match msg.message_id() {
         Some(id) if !id.trim().is_empty() => format!("<{}>", id.trim()),
         _ => {
@@ -85,6 +150,25 @@ Message-ID: <abc@x>\r\nIn-Reply-To: <m2@gw>\r\nReferences: <root@gw>\r\n <m1@gw>
         assert_eq!(p.thread_ids, vec!["<root@gw>", "<m1@gw>", "<m2@gw>"]);
         assert_eq!(p.from, "ana@x.example");
         assert_eq!(p.text, "Oi");
+    }
+
+    #[test]
+    fn undeclared_8bit_text_is_windows_1252() {
+        let raw =
+            b"From: a@x\r\nSubject: x\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\x93ol\xe1\x94\r\n";
+        assert_eq!(parse(raw, "gw").unwrap().0.text, "\u{201C}ol\u{E1}\u{201D}");
+        // Valid UTF-8 without a charset stays UTF-8; a declared charset wins.
+        let raw = "From: a@x\r\nSubject: x\r\n\r\nol\u{E1}\r\n".as_bytes();
+        assert_eq!(parse(raw, "gw").unwrap().0.text, "ol\u{E1}");
+        let raw =
+            b"From: a@x\r\nContent-Type: text/plain; charset=iso-8859-15\r\n\r\n\xa4 ol\xe1\r\n";
+        assert_eq!(parse(raw, "gw").unwrap().0.text, "\u{20AC} ol\u{E1}");
+        // 0x81 is undefined in cp1252: the whole part is read as Latin-1.
+        assert_eq!(decode_8bit(b"\x81\xe1"), "\u{81}\u{E1}");
+        // Quoted-printable, in a multipart.
+        let raw = b"From: a@x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=93ol=E1=94\r\n--b--\r\n";
+        assert_eq!(parse(raw, "gw").unwrap().0.text, "\u{201C}ol\u{E1}\u{201D}");
     }
 
     #[test]

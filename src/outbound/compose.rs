@@ -248,4 +248,56 @@ mod tests {
         assert!(head.contains("Thread-Index: AQHZ"));
         assert!(head.contains("quoted-printable"));
     }
+
+    #[test]
+    fn attachments_keep_their_bytes() {
+        use mail_parser::MimeHeaders;
+        let to = vec!["tec@gw.example".to_string()];
+        let pdf: &[u8] = b"%PDF-1.4\n\x00\xff\xfe binary\r\n";
+        let png: &[u8] = b"\x89PNG\r\n\x1a\n\x00";
+        let files = [
+            Attachment {
+                filename: "relatório.pdf",
+                content_type: "application/pdf",
+                body: pdf,
+                content_id: None,
+            },
+            Attachment {
+                filename: "tela.png",
+                content_type: "image/png",
+                body: png,
+                content_id: Some("img1@cliente"),
+            },
+        ];
+        let raw = build(&Draft {
+            from_name: "",
+            from: "suporte@gw.example",
+            reply_to: "suporte@gw.example",
+            to: &to,
+            subject: "x",
+            text: "Segue.\n",
+            html: None,
+            message_id: "<m2@gw>",
+            in_reply_to: None,
+            references: &[],
+            thread_topic: "x",
+            thread_index: "AQHZ",
+            auto: None,
+            attachments: &files,
+        })
+        .unwrap();
+        let m = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(m.body_text(0).unwrap().trim_end(), "Segue.");
+        let parts: Vec<_> = m.attachments().collect();
+        assert_eq!(parts.len(), 2);
+        let by_name = |n: &str| {
+            parts
+                .iter()
+                .find(|p| p.attachment_name() == Some(n))
+                .unwrap()
+        };
+        assert_eq!(by_name("relatório.pdf").contents(), pdf);
+        assert_eq!(by_name("tela.png").contents(), png);
+        assert_eq!(by_name("tela.png").content_id(), Some("img1@cliente"));
+    }
 }

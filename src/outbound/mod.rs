@@ -226,6 +226,7 @@ pub async fn technician_reply(
         thread_topic: &topic,
         thread_index: &th.thread_index,
         auto: None,
+        attachments: &[],
     })?;
     let refs = th.references.join(" ");
     Store::message_insert(
@@ -294,14 +295,23 @@ pub async fn preview(
         references: std::slice::from_ref(&ticket.thread_root),
         thread_topic: &r.subject,
         thread_index: &ticket.thread_index,
+        attachments: &[],
     })?)
 }
 
 /// What a notification to the technicians says about one inbound reply.
+///
+/// Notifications are text only by design: `text` is what inbound extracted
+/// as plain text, and the requester's HTML is never passed on as HTML, so
+/// nothing in it (scripts, tracking pixels, forms) reaches a technician's
+/// mail client. Its inline images come along as attachments.
 pub struct Notice<'a> {
     pub sender: &'a str,
     pub subject: &'a str,
     pub text: &'a str,
+    /// The reply's files, forwarded up to `[inbound] max_attachment_bytes`
+    /// each; a bigger one is named in the text instead.
+    pub attachments: &'a [compose::Attachment<'a>],
 }
 
 /// Queues the notification of a requester's reply to each of the ticket's
@@ -329,6 +339,23 @@ pub async fn queue_notification(
     // The new text first: a technician reads the answer in the first lines.
     let mut text = String::with_capacity(n.text.len() + 256);
     text.push_str(n.text.trim_end());
+    // Above the "-- " line: clients fold what follows it as a signature.
+    let max = cfg.inbound.max_attachment_bytes;
+    let (attachments, too_big): (Vec<compose::Attachment<'_>>, Vec<_>) = n
+        .attachments
+        .iter()
+        .copied()
+        .partition(|a| a.body.len() <= max);
+    if !too_big.is_empty() {
+        text.push('\n');
+    }
+    for a in &too_big {
+        text.push_str(&format!(
+            "\n[Attachment not forwarded ({} bytes, over max_attachment_bytes): {}]",
+            a.body.len(),
+            a.filename
+        ));
+    }
     text.push_str("\n\n-- \n");
     text.push_str(&format!("Ticket {} · from {}\n", ticket.id, n.sender));
     for (label, v) in [
@@ -365,6 +392,7 @@ pub async fn queue_notification(
             thread_topic: topic,
             thread_index: &th.thread_index,
             auto: Some("auto-generated"),
+            attachments: &attachments,
         })?;
         let id = Store::outbox_insert(
             tx,

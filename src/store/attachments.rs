@@ -77,7 +77,10 @@ impl Store {
     }
 
     /// Every attachment on a ticket's thread, by message then arrival order.
-    pub async fn attachments_of_ticket(&self, ticket_id: i64) -> Result<Vec<AttachmentRow>, StoreError> {
+    pub async fn attachments_of_ticket(
+        &self,
+        ticket_id: i64,
+    ) -> Result<Vec<AttachmentRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT a.id, a.message_id, a.blob_sha256, a.filename, a.content_type, a.size, a.is_inline, \
              a.content_id, a.note FROM attachments a JOIN messages m ON m.id = a.message_id \
@@ -90,10 +93,12 @@ impl Store {
 
     /// The bytes stored under a hash.
     pub async fn blob_get(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT bytes FROM blobs WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(self.pool())
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT bytes FROM blobs WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// How many distinct contents are stored (for tests and stats).
