@@ -102,6 +102,8 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Seconds a query waits for a connection; past it the client gets 451.
     pub acquire_timeout_secs: u64,
+    /// Group commit: at most this many replies share one transaction.
+    pub max_batch: usize,
 }
 
 /// A listen address may be written as one string or a list of strings.
@@ -278,6 +280,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://var/mensageria.db".into(),
             max_connections: 8,
             acquire_timeout_secs: 5,
+            max_batch: 64,
         }
     }
 }

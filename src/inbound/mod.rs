@@ -23,7 +23,8 @@ use crate::store::attachments::NewAttachment;
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
 use crate::store::tickets::Ticket;
-use crate::store::{Store, StoreError};
+use crate::store::batch::Batcher;
+use crate::store::{Store, StoreError, Tx};
 pub use signals::MatchedBy;
 use classify::Kind;
 use subject::SubjectMatcher;
@@ -78,15 +79,19 @@ pub struct Inbound {
     /// The matcher compiled from template 417's subject, rebuilt when the
     /// subject text changes (the CLI may change it while we run).
     matcher: Mutex<Option<(String, SubjectMatcher)>>,
+    /// Group commit of threaded replies (see store::batch).
+    batcher: Batcher<(Outcome, bool), InboundError>,
 }
 
 impl Inbound {
     pub fn new(store: Store, cfg: Arc<Config>, wake: Arc<Notify>) -> Inbound {
+        let batcher = Batcher::start(store.clone(), cfg.database.max_batch);
         Inbound {
             store,
             cfg,
             wake,
             matcher: Mutex::new(None),
+            batcher,
         }
     }
 
@@ -219,93 +224,26 @@ impl Inbound {
         kind: Kind,
         release: Option<i64>,
     ) -> Result<Outcome, InboundError> {
-        let ticket_id = ticket.id;
-        let author = if p.from.is_empty() {
-            &env.mail_from
-        } else {
-            &p.from
+        let job = ReplyJob {
+            env: env.clone(),
+            raw: raw.to_vec(),
+            p,
+            ticket,
+            matched_by: matched_by.to_owned(),
+            kind,
+            release,
+            cfg: self.cfg.clone(),
         };
-        let in_reply_to = p.in_reply_to.first().map(String::as_str);
-        let refs = p.thread_ids.join(" ");
-        let mut tx = self.store.begin().await?;
-        let stored = Store::message_insert(
-            &mut tx,
-            &NewMessage {
-                ticket_id,
-                direction: Direction::In,
-                author,
-                recipients: &env.rcpt_to,
-                subject: &p.subject,
-                body_text: &p.text,
-                message_id: &p.message_id,
-                in_reply_to,
-                refs: Some(&refs),
-                raw,
-                kind: kind.as_str(),
-                matched_by,
-            },
-        )
-        .await?;
-        let Some(row_id) = stored else {
-            return Ok(Outcome::Duplicate {
-                ticket: ticket_id,
-                message_id: p.message_id,
-            });
-        };
-        // The files, read again from the same bytes (cheap next to the
-        // commit), so `Parsed` stays small and `quarantine release` gets
-        // them too. Listed in this transaction, bytes deduplicated by hash.
-        let mime = mail_parser::MessageParser::default().parse(raw);
-        let found = mime.as_ref().map(attachments::collect).unwrap_or_default();
-        let max = self.cfg.inbound.max_attachment_bytes;
-        for a in &found {
-            let note = a.note(max);
-            let new = NewAttachment {
-                message_id: row_id,
-                filename: &a.name,
-                content_type: &a.content_type,
-                inline: a.inline,
-                content_id: a.content_id.as_deref(),
-                bytes: &a.bytes,
-                keep_bytes: !a.over(max),
-                note: note.as_deref(),
-            };
-            Store::attachment_insert(&mut tx, &new).await?;
-        }
-        let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
-        let notice = Notice {
-            sender: author,
-            subject: &p.subject,
-            text: &p.text,
-            attachments: &forwarded,
-        };
-        // An auto-reply stays on the ticket as an event: never forwarded,
-        // never answered. Closed-ticket policy: see outbound::closed.
-        let queued = if kind == Kind::AutoReply {
-            None
-        } else if ticket.status == "closed" {
-            let incoming = outbound::closed::Incoming {
-                return_path: &env.mail_from,
-                message_id: &p.message_id,
-                thread_ids: &p.thread_ids,
-            };
-            outbound::closed::on_reply(&mut tx, &self.cfg, &ticket, &notice, &incoming).await?
-        } else {
-            outbound::queue_notification(&mut tx, &self.cfg, &ticket, &notice).await?
-        };
-        if let Some(q) = release {
-            // `quarantine release`: the held copy leaves in the same commit.
-            Store::quarantine_delete_tx(&mut tx, q).await?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        if queued.is_some() {
+        // Group commit: this reply shares a transaction with the others
+        // that finished DATA meanwhile; the answer comes after the commit.
+        let (outcome, queued) = self
+            .batcher
+            .submit(Box::new(move |tx: &mut Tx| Box::pin(async move { write_reply(tx, job).await })))
+            .await?;
+        if queued {
             self.wake.notify_one();
         }
-        tracing::debug!(ticket = ticket_id, matched_by, kind = kind.as_str(), "reply threaded");
-        Ok(Outcome::Stored {
-            ticket: ticket_id,
-            message_id: p.message_id,
-        })
+        Ok(outcome)
     }
 
     async fn unmatched(&self, env: &Envelope, raw: &[u8], p: &parse::Parsed, reason: &str) -> Result<Outcome, InboundError> {
@@ -360,4 +298,112 @@ impl Inbound {
             .await?;
         Ok(Outcome::Quarantined { id, reason: reason.into() })
     }
+}
+
+/// Everything one reply's transaction needs, owned, for the committer.
+struct ReplyJob {
+    env: Envelope,
+    raw: Vec<u8>,
+    p: parse::Parsed,
+    ticket: Ticket,
+    matched_by: String,
+    kind: Kind,
+    release: Option<i64>,
+    cfg: Arc<Config>,
+}
+
+/// The writes of one reply inside a (batch) transaction: the message, its
+/// attachments, the notification or closed-ticket answer, and the release
+/// of a quarantined copy. Returns the outcome and whether mail was queued.
+async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), InboundError> {
+    let ReplyJob { env, raw, p, ticket, matched_by, kind, release, .. } = &job;
+    let (env, raw, matched_by, kind, release) = (env, raw.as_slice(), matched_by.as_str(), *kind, *release);
+        let ticket_id = ticket.id;
+        let author = if p.from.is_empty() {
+            &env.mail_from
+        } else {
+            &p.from
+        };
+        let in_reply_to = p.in_reply_to.first().map(String::as_str);
+        let refs = p.thread_ids.join(" ");
+        let stored = Store::message_insert(
+            &mut *tx,
+            &NewMessage {
+                ticket_id,
+                direction: Direction::In,
+                author,
+                recipients: &env.rcpt_to,
+                subject: &p.subject,
+                body_text: &p.text,
+                message_id: &p.message_id,
+                in_reply_to,
+                refs: Some(&refs),
+                raw,
+                kind: kind.as_str(),
+                matched_by,
+            },
+        )
+        .await?;
+        let Some(row_id) = stored else {
+            return Ok((
+                Outcome::Duplicate {
+                    ticket: ticket_id,
+                    message_id: p.message_id.clone(),
+                },
+                false,
+            ));
+        };
+        // The files, read again from the same bytes (cheap next to the
+        // commit), so `Parsed` stays small and `quarantine release` gets
+        // them too. Listed in this transaction, bytes deduplicated by hash.
+        let mime = mail_parser::MessageParser::default().parse(raw);
+        let found = mime.as_ref().map(attachments::collect).unwrap_or_default();
+        let max = job.cfg.inbound.max_attachment_bytes;
+        for a in &found {
+            let note = a.note(max);
+            let new = NewAttachment {
+                message_id: row_id,
+                filename: &a.name,
+                content_type: &a.content_type,
+                inline: a.inline,
+                content_id: a.content_id.as_deref(),
+                bytes: &a.bytes,
+                keep_bytes: !a.over(max),
+                note: note.as_deref(),
+            };
+            Store::attachment_insert(&mut *tx, &new).await?;
+        }
+        let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
+        let notice = Notice {
+            sender: author,
+            subject: &p.subject,
+            text: &p.text,
+            attachments: &forwarded,
+        };
+        // An auto-reply stays on the ticket as an event: never forwarded,
+        // never answered. Closed-ticket policy: see outbound::closed.
+        let queued = if kind == Kind::AutoReply {
+            None
+        } else if ticket.status == "closed" {
+            let incoming = outbound::closed::Incoming {
+                return_path: &env.mail_from,
+                message_id: &p.message_id,
+                thread_ids: &p.thread_ids,
+            };
+            outbound::closed::on_reply(&mut *tx, &job.cfg, &ticket, &notice, &incoming).await?
+        } else {
+            outbound::queue_notification(&mut *tx, &job.cfg, &ticket, &notice).await?
+        };
+        if let Some(q) = release {
+            // `quarantine release`: the held copy leaves in the same commit.
+            Store::quarantine_delete_tx(&mut *tx, q).await?;
+        }
+    tracing::debug!(ticket = ticket_id, matched_by, kind = kind.as_str(), "reply threaded");
+    Ok((
+        Outcome::Stored {
+            ticket: ticket_id,
+            message_id: p.message_id.clone(),
+        },
+        queued.is_some(),
+    ))
 }
