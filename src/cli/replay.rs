@@ -97,6 +97,10 @@ struct TicketStep {
     status: String,
     technicians: Vec<String>,
     already_holds_message: bool,
+    /// Whether the sender may post: requester, technician, added
+    /// participant, trusted domain, or `strangers = "accept"`.
+    sender_allowed: bool,
+    sender_check: String,
 }
 
 #[derive(Serialize)]
@@ -202,9 +206,10 @@ async fn explain(
     {
         x.ticket = Some(TicketStep {
             id,
-            // Debug names ("subject", "references") follow new variants.
-            matched_by: format!("{by:?}").to_lowercase(),
+            matched_by: by.as_str().to_owned(),
             status: t.status.clone(),
+            sender_allowed: sender_allowed(cfg, &t, &p.from, &x.source.envelope_from),
+            sender_check: sender_check(cfg, &t, &p.from, &x.source.envelope_from),
             technicians: t.technician_list(),
             already_holds_message: store.ticket_holds_message(id, &p.message_id).await?,
         });
@@ -309,6 +314,32 @@ impl Verdict {
     }
 }
 
+fn sender_allowed(cfg: &Config, t: &crate::store::tickets::Ticket, from: &str, envelope: &str) -> bool {
+    let trusted = |a: &str| {
+        a.rsplit_once('@').is_some_and(|(_, d)| cfg.inbound.trusted_domains.iter().any(|x| x.eq_ignore_ascii_case(d)))
+    };
+    cfg.inbound.strangers == crate::config::Strangers::Accept
+        || t.is_participant(from)
+        || t.is_participant(envelope)
+        || trusted(from)
+}
+
+fn sender_check(cfg: &Config, t: &crate::store::tickets::Ticket, from: &str, envelope: &str) -> String {
+    let who = if from.is_empty() { envelope } else { from };
+    if t.requester.eq_ignore_ascii_case(who) {
+        format!("{who} is the requester")
+    } else if t.technician_list().iter().any(|a| a.eq_ignore_ascii_case(who)) {
+        format!("{who} is a technician")
+    } else if sender_allowed(cfg, t, from, envelope) {
+        format!("{who} is an added participant, in a trusted domain, or strangers are accepted")
+    } else {
+        format!(
+            "{who} is not a participant of ticket {} (a reply to the ticket's Reply-To token address would be)",
+            t.id
+        )
+    }
+}
+
 /// `Inbound::accept`'s decision, in its order.
 fn verdict(cfg: &Config, kind: Kind, ticket: Option<&TicketStep>, sender: &str) -> Verdict {
     if let (Kind::AutoReply, Some(t)) = (kind, ticket) {
@@ -324,6 +355,9 @@ fn verdict(cfg: &Config, kind: Kind, ticket: Option<&TicketStep>, sender: &str) 
     let Some(t) = ticket else {
         return unmatched(cfg, "no ticket matches the subject or the thread headers");
     };
+    if !t.sender_allowed {
+        return Verdict::new("quarantined", None, t.sender_check.clone());
+    }
     let (id, techs) = (t.id, t.technicians.join(", "));
     let notify = match techs.as_str() {
         "" => "nobody is assigned, so nobody is notified".to_owned(),
@@ -402,6 +436,7 @@ fn print(x: &Explanation) {
     let v = &x.verdict;
     rows.extend([
         ("ticket", ticket),
+        ("sender check", x.ticket.as_ref().map(|t| t.sender_check.clone()).unwrap_or_else(|| "(no ticket)".into())),
         ("verdict", format!("{}: {}", v.outcome, v.detail)),
     ]);
     fields(&rows);
