@@ -52,9 +52,16 @@ pub async fn check(path: &Path, probe_relay: bool) -> anyhow::Result<()> {
             Err(e) => fail(format!("tls: {e}")),
         }
     }
-    match crate::outbound::token::key(&cfg) {
-        Ok(_) => println!("ok: signing key {}", cfg.security.key_file.display()),
-        Err(e) => fail(format!("security.key_file: {e}")),
+    // Never create the key here: run as root, it would belong to root and
+    // the service could not read it. The service creates it on first start.
+    let key = &cfg.security.key_file;
+    if key.exists() {
+        match crate::outbound::token::key(&cfg) {
+            Ok(_) => println!("ok: signing key {}", key.display()),
+            Err(e) => fail(format!("security.key_file: {e}")),
+        }
+    } else {
+        println!("ok: signing key {} will be created on first start", key.display());
     }
     if probe_relay {
         match crate::relay::transport(&cfg.relay, &cfg.smtp.hostname) {
