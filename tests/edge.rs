@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use mensageria::config::Config;
 use mensageria::gateway::Gateway;
 use mensageria::store::Store;
-use mensageria::store::tickets::TicketFields;
 use support::client::{Client, deliver};
 use support::daemon::Daemon;
 use support::{Db, GATEWAY, TestDb};
@@ -27,13 +26,7 @@ async fn gateway(tdb: &TestDb, tune: impl FnOnce(&mut Config)) -> Gateway {
 }
 
 async fn seed(store: &Store) {
-    let id = store.template_add("t", "[HD #${IDSOLICITACAOSERVICO}]", "${MENSAGEM}", None).await.unwrap().unwrap();
-    store.param_set(417, &id.to_string()).await.unwrap();
-    let f = TicketFields {
-        requester: Some("ana@cliente.example".into()),
-        ..Default::default()
-    };
-    store.ticket_upsert(77, &f, "<ticket.77.e@gw.test>", "AQ==").await.unwrap();
+    support::seed(store, "[HD #${IDSOLICITACAOSERVICO}]", 77, &[]).await;
 }
 
 /// Connects from a chosen loopback source address and reads the first reply.

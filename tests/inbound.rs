@@ -9,7 +9,6 @@ use std::time::Duration;
 use mensageria::config::Unmatched;
 use mensageria::gateway::Gateway;
 use mensageria::store::Store;
-use mensageria::store::tickets::TicketFields;
 use support::client::{Client, deliver};
 use support::{Db, GATEWAY, TestDb};
 
@@ -26,25 +25,7 @@ async fn setup(db: Db, unmatched: Unmatched) -> (TestDb, Gateway) {
 }
 
 async fn seed(store: &Store) {
-    let id = store
-        .template_add(
-            "t",
-            "[HD #${IDSOLICITACAOSERVICO}] ${SERVICO}",
-            "${MENSAGEM}",
-            None,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    store.param_set(417, &id.to_string()).await.unwrap();
-    let f = TicketFields {
-        requester: Some("ana@cliente.example".into()),
-        ..Default::default()
-    };
-    store
-        .ticket_upsert(77, &f, "<ticket.77.x@gw.test>", "AQ==")
-        .await
-        .unwrap();
+    support::seed(store, "[HD #${IDSOLICITACAOSERVICO}] ${SERVICO}", 77, &[]).await;
 }
 
 fn mail(subject: &str, message_id: &str) -> Vec<u8> {

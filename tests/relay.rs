@@ -15,20 +15,7 @@ use support::sink::{Sink, free_port};
 use support::{Db, TestDb, wait_until};
 
 async fn seed(store: &Store) {
-    let id = store
-        .template_add("t", "Chamado ${IDSOLICITACAOSERVICO}", "${MENSAGEM}", None)
-        .await
-        .unwrap()
-        .unwrap();
-    store.param_set(417, &id.to_string()).await.unwrap();
-    let f = TicketFields {
-        requester: Some("ana@cliente.example".into()),
-        ..Default::default()
-    };
-    store
-        .ticket_upsert(5, &f, "<ticket.5.x@gw.test>", "AQ==")
-        .await
-        .unwrap();
+    support::seed(store, "Chamado ${IDSOLICITACAOSERVICO}", 5, &[]).await;
 }
 
 async fn queue_one(gw: &Gateway, cfg: &Config) -> i64 {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use mensageria::gateway::Gateway;
 use mensageria::outbound;
-use mensageria::store::tickets::TicketFields;
 use support::client::deliver;
 use support::{Db, GATEWAY, TestDb};
 
@@ -31,14 +30,7 @@ async fn robots(db: Db) {
     let tdb = TestDb::new(db).await;
     let cfg = support::config(&tdb.url, support::sink::free_port());
     let gw = Gateway::start(cfg.clone()).await.unwrap();
-    let id = gw.store.template_add("t", "[HD #${IDSOLICITACAOSERVICO}]", "${MENSAGEM}", None).await.unwrap().unwrap();
-    gw.store.param_set(417, &id.to_string()).await.unwrap();
-    let f = TicketFields {
-        requester: Some("ana@cliente.example".into()),
-        technicians: Some(vec!["tec@suporte.example".into()]),
-        ..Default::default()
-    };
-    gw.store.ticket_upsert(77, &f, "<ticket.77.r@gw.test>", "AQ==").await.unwrap();
+    support::seed(&gw.store, "[HD #${IDSOLICITACAOSERVICO}]", 77, &["tec@suporte.example"]).await;
     let ours = outbound::technician_reply(&gw.store, &cfg, 77, "tec@suporte.example", "Oi").await.unwrap().message_id;
 
     let row = gw.store.outbox_by_message_id(&ours).await.unwrap().unwrap();

@@ -9,7 +9,6 @@ use std::time::Duration;
 use mensageria::config::Strangers;
 use mensageria::gateway::Gateway;
 use mensageria::outbound::token;
-use mensageria::store::tickets::TicketFields;
 use support::client::deliver;
 use support::{Db, GATEWAY, TestDb};
 
@@ -17,14 +16,7 @@ async fn senders(db: Db) {
     let tdb = TestDb::new(db).await;
     let cfg = support::config(&tdb.url, support::sink::free_port());
     let gw = Gateway::start(cfg.clone()).await.unwrap();
-    let id = gw.store.template_add("t", "[HD #${IDSOLICITACAOSERVICO}]", "${MENSAGEM}", None).await.unwrap().unwrap();
-    gw.store.param_set(417, &id.to_string()).await.unwrap();
-    let f = TicketFields {
-        requester: Some("ana@cliente.example".into()),
-        technicians: Some(vec!["tec@suporte.example".into()]),
-        ..Default::default()
-    };
-    gw.store.ticket_upsert(77, &f, "<ticket.77.s@gw.test>", "AQ==").await.unwrap();
+    support::seed(&gw.store, "[HD #${IDSOLICITACAOSERVICO}]", 77, &["tec@suporte.example"]).await;
     // The Reply-To the requester was given; a colleague answering it is trusted.
     let key = token::key(&cfg).unwrap();
     let token_addr = token::reply_address(&cfg, &key, 77, "ana@cliente.example");

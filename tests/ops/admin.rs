@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mensageria::store::Store;
-use mensageria::store::tickets::TicketFields;
 
 use crate::scrape::{Sample, get, parse_metrics, total};
 use crate::support::client::{Client, deliver};
@@ -22,20 +21,7 @@ async fn metrics(admin: SocketAddr) -> Vec<Sample> {
 async fn seed(url: &str) -> Store {
     let store = Store::connect(url, 2).await.unwrap();
     store.migrate().await.unwrap();
-    let id = store
-        .template_add("t", "Chamado ${IDSOLICITACAOSERVICO}", "${MENSAGEM}", None)
-        .await
-        .unwrap()
-        .unwrap();
-    store.param_set(417, &id.to_string()).await.unwrap();
-    let f = TicketFields {
-        requester: Some("ana@cliente.example".into()),
-        ..Default::default()
-    };
-    store
-        .ticket_upsert(5, &f, "<ticket.5.x@gw.test>", "AQ==")
-        .await
-        .unwrap();
+    crate::support::seed(&store, "Chamado ${IDSOLICITACAOSERVICO}", 5, &[]).await;
     store
 }
 

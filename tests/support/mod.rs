@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use mensageria::config::Config;
+use mensageria::store::Store;
+use mensageria::store::tickets::TicketFields;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Db {
@@ -182,4 +184,21 @@ macro_rules! both_databases {
             }
         }
     )*};
+}
+
+/// The requester of the tickets `seed` creates.
+pub const REQUESTER: &str = "ana@cliente.example";
+
+/// A template with `subject` made parameter 417 (body `${MENSAGEM}`), and
+/// ticket `id` for `REQUESTER` with `technicians`; its thread root is
+/// `<ticket.ID.seed@gw.test>`.
+pub async fn seed(store: &Store, subject: &str, id: i64, technicians: &[&str]) {
+    let t = store.template_add("t", subject, "${MENSAGEM}", None).await.unwrap().unwrap();
+    store.param_set(417, &t.to_string()).await.unwrap();
+    let f = TicketFields {
+        requester: Some(REQUESTER.into()),
+        technicians: (!technicians.is_empty()).then(|| technicians.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    };
+    store.ticket_upsert(id, &f, &format!("<ticket.{id}.seed@gw.test>"), "AQ==").await.unwrap();
 }
