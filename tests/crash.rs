@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use mensageria::outbound;
 use mensageria::store::Store;
-use mensageria::store::tickets::TicketFields;
 use support::daemon::Daemon;
 use support::sink::Sink;
-use support::{Db, GATEWAY, TestDb};
+use support::{Db, GATEWAY, REQUESTER, TestDb};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -31,7 +30,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 const KILLS: usize = 3;
 const CLIENTS: usize = 8;
 /// Acknowledged messages between two kills (and after the last restart).
-const STEP: usize = 300;
+const STEP: usize = 500;
 /// Technician replies queued while the daemon is up, just before each kill
 /// (so the relay is likely mid-delivery when it dies), and while it is down.
 const REPLIES_UP: usize = 3;
@@ -116,10 +115,12 @@ async fn client(addr: SocketAddr, n: usize, st: Arc<Shared>) {
             let id = format!("<crash-{n}-{i}@c>");
             i += 1;
             let raw = format!(
-                "From: ana@cliente.example\r\nTo: {GATEWAY}\r\nSubject: [HD #77] carga {n}/{i}\r\n\
+                "From: {REQUESTER}\r\nTo: {GATEWAY}\r\nSubject: [HD #77] carga {n}/{i}\r\n\
                  Message-ID: {id}\r\n\r\ntexto {i}\r\n.\r\n"
             );
-            if c.cmd(b"MAIL FROM:<ana@cliente.example>\r\n").await != Some(250)
+            if c.cmd(format!("MAIL FROM:<{REQUESTER}>\r\n").as_bytes())
+                .await
+                != Some(250)
                 || c.cmd(format!("RCPT TO:<{GATEWAY}>\r\n").as_bytes()).await != Some(250)
                 || c.cmd(b"DATA\r\n").await != Some(354)
             {
@@ -168,20 +169,7 @@ async fn crash(db: Db) {
     let conf = support::write_config(tdb.dir.path(), &cfg);
     let store = Store::connect(&tdb.url, 2).await.unwrap();
     store.migrate().await.unwrap();
-    let id = store
-        .template_add("t", "[HD #${IDSOLICITACAOSERVICO}]", "${MENSAGEM}", None)
-        .await
-        .unwrap()
-        .unwrap();
-    store.param_set(417, &id.to_string()).await.unwrap();
-    let f = TicketFields {
-        requester: Some("ana@cliente.example".into()),
-        ..Default::default()
-    };
-    store
-        .ticket_upsert(77, &f, "<ticket.77.k@gw.test>", "AQ==")
-        .await
-        .unwrap();
+    support::seed(&store, "[HD #${IDSOLICITACAOSERVICO}]", 77, &[]).await;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
     // Replies queued before the first start.

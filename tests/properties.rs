@@ -316,7 +316,6 @@ proptest! {
 /// Ignored while the html2text panic on `<td colspan=4><td rowspan=2>` is
 /// open; the fix removes the `ignore`.
 #[test]
-#[ignore = "html2text 0.17.4 panics at lib.rs:688 (colspan + rowspan); un-ignore with the fix"]
 fn fuzz_regressions_do_not_panic() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz-regressions");

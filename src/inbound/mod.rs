@@ -69,6 +69,8 @@ pub enum InboundError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Outbound(#[from] OutboundError),
+    #[error("internal error while deciding on the message (see the log line before)")]
+    Internal,
 }
 
 pub struct Inbound {

@@ -228,8 +228,12 @@ async fn finish_message(
         let r = reply::BARE_LINE_END;
         (r.0, r.1.into(), "rejected", "bare CR or LF in data".into())
     } else {
-        let accept = ctx.inbound.accept(&env, &data);
-        match crate::admin::metrics::timed(&crate::admin::metrics::DB_COMMIT, accept).await {
+        // A bug in the inbound path must cost a 451 (the client retries, the
+        // message is not lost), never a dropped connection with no reply.
+        use futures_util::FutureExt;
+        let accept = std::panic::AssertUnwindSafe(ctx.inbound.accept(&env, &data)).catch_unwind();
+        let accepted = crate::admin::metrics::timed(&crate::admin::metrics::DB_COMMIT, accept).await;
+        match accepted.unwrap_or_else(|_| Err(crate::inbound::InboundError::Internal)) {
             Ok(o) => {
                 let (code, text) = reply::outcome(&o);
                 let (name, reason) = match &o {

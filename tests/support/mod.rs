@@ -193,12 +193,20 @@ pub const REQUESTER: &str = "ana@cliente.example";
 /// ticket `id` for `REQUESTER` with `technicians`; its thread root is
 /// `<ticket.ID.seed@gw.test>`.
 pub async fn seed(store: &Store, subject: &str, id: i64, technicians: &[&str]) {
-    let t = store.template_add("t", subject, "${MENSAGEM}", None).await.unwrap().unwrap();
+    let t = store
+        .template_add("t", subject, "${MENSAGEM}", None)
+        .await
+        .unwrap()
+        .unwrap();
     store.param_set(417, &t.to_string()).await.unwrap();
     let f = TicketFields {
         requester: Some(REQUESTER.into()),
-        technicians: (!technicians.is_empty()).then(|| technicians.iter().map(|s| s.to_string()).collect()),
+        technicians: (!technicians.is_empty())
+            .then(|| technicians.iter().map(|s| s.to_string()).collect()),
         ..Default::default()
     };
-    store.ticket_upsert(id, &f, &format!("<ticket.{id}.seed@gw.test>"), "AQ==").await.unwrap();
+    store
+        .ticket_upsert(id, &f, &format!("<ticket.{id}.seed@gw.test>"), "AQ==")
+        .await
+        .unwrap();
 }
