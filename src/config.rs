@@ -498,7 +498,9 @@ impl Config {
         }
         for a in &self.tls.implicit_listen {
             if a.parse::<SocketAddr>().is_err() {
-                p.push(format!("tls.implicit_listen: {a:?} is not an IP:port address"));
+                p.push(format!(
+                    "tls.implicit_listen: {a:?} is not an IP:port address"
+                ));
             }
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
@@ -556,7 +558,10 @@ mod tests {
         let c = Config::parse("[inbound]\nclosed_ticket = \"keep\"\n").unwrap();
         assert_eq!(c.inbound.closed_ticket, ClosedTicket::Keep);
         let err = Config::parse("[inbound]\nclosed_ticket = \"ignore\"\n").unwrap_err();
-        assert!(err.starts_with("line 2 (closed_ticket") && err.contains("ignore"), "{err}");
+        assert!(
+            err.starts_with("line 2 (closed_ticket") && err.contains("ignore"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -383,7 +383,10 @@ async fn replay_explains(db: Db) {
     assert_eq!(x["verdict"]["outcome"], "duplicate");
     let human = run(&e, &format!("replay {id} --message"));
     assert!(human.contains("77 (by subject), status open"), "{human}");
-    assert!(human.contains("is the requester"), "sender check shown: {human}");
+    assert!(
+        human.contains("is the requester"),
+        "sender check shown: {human}"
+    );
     assert_eq!(x["ticket"]["sender_allowed"], true);
 
     fails(&e, "replay 999", "quarantine row 999 does not exist");

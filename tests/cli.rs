@@ -221,12 +221,24 @@ fn check_config_prints_one_line_per_problem_and_probes_the_relay() {
     let bad = [
         ("[database]\nurl = \"mysql://x\"\n", "database.url"),
         ("[smtp]\nlisten = \"nowhere\"\n", "smtp.listen"),
-        ("[smtp]\nmax_command_length = 10\n", "smtp.max_command_length"),
+        (
+            "[smtp]\nmax_command_length = 10\n",
+            "smtp.max_command_length",
+        ),
         ("[mail]\nfrom = \"nobody\"\n", "mail.from"),
-        ("[relay]\nurl = \"smtp://u:secret@relay.example\"\n", "password_file"),
-        ("[relay]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n", "relay.password_file"),
+        (
+            "[relay]\nurl = \"smtp://u:secret@relay.example\"\n",
+            "password_file",
+        ),
+        (
+            "[relay]\nusername = \"u\"\npassword_file = \"/nonexistent/pw\"\n",
+            "relay.password_file",
+        ),
         ("[tls]\ncert_file = \"/nonexistent/c.pem\"\n", "tls"),
-        ("[inbound]\nsubject_pattern = \"(a)(b)\"\n", "inbound.subject_pattern"),
+        (
+            "[inbound]\nsubject_pattern = \"(a)(b)\"\n",
+            "inbound.subject_pattern",
+        ),
         ("[inbound]\nunmatched = \"drop\"\n", "unmatched"),
         ("[log]\nfilter = \"=[\"\n", "log.filter"),
     ];
@@ -239,12 +251,28 @@ fn check_config_prints_one_line_per_problem_and_probes_the_relay() {
         assert!(err.contains(key), "{key} not in {err}");
     }
     // Two problems, two lines.
-    std::fs::write(&p, "[database]\nurl = \"mysql://x\"\n[mail]\nfrom = \"nobody\"\n").unwrap();
+    std::fs::write(
+        &p,
+        "[database]\nurl = \"mysql://x\"\n[mail]\nfrom = \"nobody\"\n",
+    )
+    .unwrap();
     let out = cli(&p, &["check-config"]);
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .trim_end()
+            .lines()
+            .count(),
+        2
+    );
     // A valid file; the relay probe fails on a closed port (exit 1, one line).
     let db = dir.path().join("m.db");
-    let port = { std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port() };
+    let port = {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
     std::fs::write(
         &p,
         format!(

@@ -50,7 +50,10 @@ async fn per_address_cap_refuses_inline_and_serves_others() {
     let (_b, g2) = greet_from("127.0.0.1", gw.smtp_addr()).await;
     assert!(g1.starts_with("220") && g2.starts_with("220"));
     let (_c, g3) = greet_from("127.0.0.1", gw.smtp_addr()).await;
-    assert!(g3.starts_with("421 4.7.0 Too many connections from your address"), "{g3}");
+    assert!(
+        g3.starts_with("421 4.7.0 Too many connections from your address"),
+        "{g3}"
+    );
     // Another address is still served, within a second.
     let (_d, g4) = greet_from("127.0.0.2", gw.smtp_addr()).await;
     assert!(g4.starts_with("220"), "{g4}");
@@ -100,7 +103,10 @@ async fn thousand_idle_sessions_do_not_delay_a_new_client() {
     let waited = started.elapsed();
     assert_eq!(g.code, 220);
     assert_eq!(c.cmd("EHLO x").await.code, 250);
-    eprintln!("greeting with 1000 idle sessions open: {:.2} ms", waited.as_secs_f64() * 1000.0);
+    eprintln!(
+        "greeting with 1000 idle sessions open: {:.2} ms",
+        waited.as_secs_f64() * 1000.0
+    );
     assert!(waited < Duration::from_secs(1), "{waited:?}");
     drop(idle);
     gw.stop(Duration::from_secs(5)).await;
@@ -139,7 +145,10 @@ async fn trickling_data_hits_the_data_deadline() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let r = c.reply().await;
-    assert!(started.elapsed() < Duration::from_secs(5), "cut by the deadline, not the idle timer");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut by the deadline, not the idle timer"
+    );
     let r = r.expect("a reply");
     assert_eq!(r.code, 421, "{r:?}");
     gw.stop(Duration::from_secs(5)).await;
@@ -173,13 +182,21 @@ async fn endless_line(addr: SocketAddr, in_data: bool, mb: usize) -> u16 {
     for _ in 0..mb {
         c.send(&chunk).await;
     }
-    c.send(if in_data { &b"\r\n.\r\n"[..] } else { &b"\r\n"[..] }).await;
+    c.send(if in_data {
+        &b"\r\n.\r\n"[..]
+    } else {
+        &b"\r\n"[..]
+    })
+    .await;
     c.reply().await.expect("a reply").code
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_lines_keep_memory_bounded() {
-    let mb: usize = std::env::var("MENSAGERIA_LONG_LINE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(64);
+    let mb: usize = std::env::var("MENSAGERIA_LONG_LINE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
     let tdb = TestDb::new(Db::Sqlite).await;
     let mut cfg = support::config(&tdb.url, support::sink::free_port());
     let port = support::sink::free_port();
@@ -190,7 +207,13 @@ async fn endless_lines_keep_memory_bounded() {
     assert_eq!(endless_line(d.addr, false, mb).await, 500);
     assert_eq!(endless_line(d.addr, true, mb).await, 552);
     // Still serving.
-    let r = deliver(d.addr, "a@cliente.example", &[GATEWAY], b"Subject: [HD #77] ok\r\n\r\nok\r\n").await;
+    let r = deliver(
+        d.addr,
+        "a@cliente.example",
+        &[GATEWAY],
+        b"Subject: [HD #77] ok\r\n\r\nok\r\n",
+    )
+    .await;
     assert_eq!(r.code, 250, "{r:?}");
     let peak = d.peak_rss_kb();
     eprintln!("long lines of {mb} MiB: RSS {before} KiB before, peak {peak} KiB");
@@ -214,7 +237,8 @@ async fn sigterm_inside_data_commits_and_exits_zero() {
     c.cmd("MAIL FROM:<ana@cliente.example>").await;
     c.cmd(&format!("RCPT TO:<{GATEWAY}>")).await;
     assert_eq!(c.cmd("DATA").await.code, 354);
-    c.send(b"Subject: [HD #77] no meio do DATA\r\nMessage-ID: <term@c>\r\n\r\nprimeira parte\r\n").await;
+    c.send(b"Subject: [HD #77] no meio do DATA\r\nMessage-ID: <term@c>\r\n\r\nprimeira parte\r\n")
+        .await;
     // An idle session sees the stop at once.
     let (mut idle, _) = Client::connect(addr).await;
     d.signal("TERM");
@@ -236,29 +260,57 @@ async fn sigterm_inside_data_commits_and_exits_zero() {
 async fn database_outage_gives_451_then_recovers() {
     let tdb = TestDb::new(Db::Postgres).await;
     let gw = gateway(&tdb, |c| c.database.acquire_timeout_secs = 1).await;
-    let name = url::Url::parse(&tdb.url).unwrap().path().trim_start_matches('/').to_owned();
+    let name = url::Url::parse(&tdb.url)
+        .unwrap()
+        .path()
+        .trim_start_matches('/')
+        .to_owned();
     let admin = || async {
         use sqlx::Connection;
-        sqlx::PgConnection::connect(&support::pg_admin_url()).await.unwrap()
+        sqlx::PgConnection::connect(&support::pg_admin_url())
+            .await
+            .unwrap()
     };
     let mut a = admin().await;
     let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).execute(&mut a).await.unwrap();
-    run(format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
         .execute(&mut a)
         .await
         .unwrap();
-    let m = |id: &str| format!("Subject: [HD #77] x\r\nMessage-ID: <{id}@c>\r\n\r\nx\r\n").into_bytes();
-    let r = deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], &m("down")).await;
+    run(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .execute(&mut a)
+    .await
+    .unwrap();
+    let m =
+        |id: &str| format!("Subject: [HD #77] x\r\nMessage-ID: <{id}@c>\r\n\r\nx\r\n").into_bytes();
+    let r = deliver(
+        gw.smtp_addr(),
+        "ana@cliente.example",
+        &[GATEWAY],
+        &m("down"),
+    )
+    .await;
     assert_eq!(r.code, 451, "{r:?}");
-    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).execute(&mut a).await.unwrap();
+    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut a)
+        .await
+        .unwrap();
     let r = support::wait_until("recovery", Duration::from_secs(20), || async {
         let r = deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], &m("up")).await;
         (r.code == 250).then_some(r)
     })
     .await;
     assert_eq!(r.code, 250);
-    let ids: Vec<String> = gw.store.messages_of_ticket(77).await.unwrap().into_iter().map(|m| m.message_id).collect();
+    let ids: Vec<String> = gw
+        .store
+        .messages_of_ticket(77)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
     assert_eq!(ids, vec!["<up@c>"]);
     gw.stop(Duration::from_secs(5)).await;
 }

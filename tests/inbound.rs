@@ -196,9 +196,22 @@ async fn html_that_crashed_html2text_still_lands(db: Db) {
     // Found by fuzzing: html2text 0.17.4 panics on this table.
     let raw = "From: ana@cliente.example\r\nSubject: RES: [HD #77] tabela\r\nMessage-ID: <tbl@c>\r\n\
 MIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n<table><td colspan=4><td rowspan=2>ok\r\n";
-    let r = deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], raw.as_bytes()).await;
+    let r = deliver(
+        gw.smtp_addr(),
+        "ana@cliente.example",
+        &[GATEWAY],
+        raw.as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 250, "{r:?}");
-    let ids: Vec<String> = gw.store.messages_of_ticket(77).await.unwrap().into_iter().map(|m| m.message_id).collect();
+    let ids: Vec<String> = gw
+        .store
+        .messages_of_ticket(77)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
     assert_eq!(ids, vec!["<tbl@c>"]);
     gw.stop(Duration::from_secs(5)).await;
 }

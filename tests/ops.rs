@@ -80,7 +80,10 @@ fn packaged_config_is_the_shipped_one_with_system_paths() {
     assert!(b.validate().is_empty(), "{:?}", b.validate());
     let mut b2 = b.clone();
     b2.database.url = a.database.url.clone();
-    assert_eq!(b.security.key_file, Path::new("/var/lib/mensageria/mensageria.key"));
+    assert_eq!(
+        b.security.key_file,
+        Path::new("/var/lib/mensageria/mensageria.key")
+    );
     b2.security.key_file = a.security.key_file.clone();
     assert_eq!(
         toml::to_string(&a).unwrap(),

@@ -125,15 +125,22 @@ both_databases!(
 async fn temporary_refusals_then_delivered_once(db: Db) {
     let tdb = TestDb::new(db).await;
     let sink = Sink::start().await;
-    sink.script.lock().unwrap().extend(["451 4.3.0 try later", "451 4.3.0 still busy"]);
+    sink.script
+        .lock()
+        .unwrap()
+        .extend(["451 4.3.0 try later", "451 4.3.0 still busy"]);
     let cfg = support::config(&tdb.url, sink.addr.port());
     let gw = Gateway::start(cfg.clone()).await.unwrap();
     seed(&gw.store).await;
     let id = queue_one(&gw, &cfg).await;
-    let row = wait_until("delivery after two 451s", Duration::from_secs(15), || async {
-        let r = gw.store.outbox_get(id).await.unwrap().unwrap();
-        (r.state == "sent").then_some(r)
-    })
+    let row = wait_until(
+        "delivery after two 451s",
+        Duration::from_secs(15),
+        || async {
+            let r = gw.store.outbox_get(id).await.unwrap().unwrap();
+            (r.state == "sent").then_some(r)
+        },
+    )
     .await;
     assert_eq!(row.attempts, 3, "{row:?}");
     assert_eq!(*sink.attempts.lock().unwrap(), 3);
@@ -144,7 +151,8 @@ async fn temporary_refusals_then_delivered_once(db: Db) {
 async fn refused_recipient_fails_and_technician_is_told(db: Db) {
     let tdb = TestDb::new(db).await;
     let sink = Sink::start().await;
-    *sink.refuse_rcpt.lock().unwrap() = Some(("ana@cliente.example".into(), "550 5.1.1 No such user here"));
+    *sink.refuse_rcpt.lock().unwrap() =
+        Some(("ana@cliente.example".into(), "550 5.1.1 No such user here"));
     let cfg = support::config(&tdb.url, sink.addr.port());
     let gw = Gateway::start(cfg.clone()).await.unwrap();
     seed(&gw.store).await;
@@ -152,7 +160,10 @@ async fn refused_recipient_fails_and_technician_is_told(db: Db) {
         technicians: Some(vec!["tec@suporte.example".into()]),
         ..Default::default()
     };
-    gw.store.ticket_upsert(5, &f, "<unused@gw.test>", "AQ==").await.unwrap();
+    gw.store
+        .ticket_upsert(5, &f, "<unused@gw.test>", "AQ==")
+        .await
+        .unwrap();
     let id = queue_one(&gw, &cfg).await;
     let row = wait_until("the row to fail", Duration::from_secs(10), || async {
         let r = gw.store.outbox_get(id).await.unwrap().unwrap();
@@ -160,10 +171,22 @@ async fn refused_recipient_fails_and_technician_is_told(db: Db) {
     })
     .await;
     assert_eq!(row.attempts, 1, "no retry of a 5xx: {row:?}");
-    assert!(row.last_error.as_deref().unwrap().contains("No such user here"), "{row:?}");
-    let notice = wait_until("the technician's notice", Duration::from_secs(10), || async {
-        sink.messages().into_iter().find(|m| m.rcpt_to == ["tec@suporte.example"])
-    })
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap()
+            .contains("No such user here"),
+        "{row:?}"
+    );
+    let notice = wait_until(
+        "the technician's notice",
+        Duration::from_secs(10),
+        || async {
+            sink.messages()
+                .into_iter()
+                .find(|m| m.rcpt_to == ["tec@suporte.example"])
+        },
+    )
     .await;
     let text = String::from_utf8_lossy(&notice.data);
     assert!(text.contains("No such user here"), "{text}");
@@ -171,4 +194,7 @@ async fn refused_recipient_fails_and_technician_is_told(db: Db) {
     gw.stop(Duration::from_secs(5)).await;
 }
 
-both_databases!(temporary_refusals_then_delivered_once, refused_recipient_fails_and_technician_is_told);
+both_databases!(
+    temporary_refusals_then_delivered_once,
+    refused_recipient_fails_and_technician_is_told
+);

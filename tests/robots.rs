@@ -30,11 +30,24 @@ async fn robots(db: Db) {
     let tdb = TestDb::new(db).await;
     let cfg = support::config(&tdb.url, support::sink::free_port());
     let gw = Gateway::start(cfg.clone()).await.unwrap();
-    support::seed(&gw.store, "[HD #${IDSOLICITACAOSERVICO}]", 77, &["tec@suporte.example"]).await;
-    let ours = outbound::technician_reply(&gw.store, &cfg, 77, "tec@suporte.example", "Oi").await.unwrap().message_id;
+    support::seed(
+        &gw.store,
+        "[HD #${IDSOLICITACAOSERVICO}]",
+        77,
+        &["tec@suporte.example"],
+    )
+    .await;
+    let ours = outbound::technician_reply(&gw.store, &cfg, 77, "tec@suporte.example", "Oi")
+        .await
+        .unwrap()
+        .message_id;
 
     let row = gw.store.outbox_by_message_id(&ours).await.unwrap().unwrap();
-    assert!(row.mail_from.starts_with("chamados+b."), "VERP envelope sender: {}", row.mail_from);
+    assert!(
+        row.mail_from.starts_with("chamados+b."),
+        "VERP envelope sender: {}",
+        row.mail_from
+    );
 
     // Held: list mail, our bounce (quoted Message-ID), someone else's bounce.
     let held: Vec<(&str, &str, String, &str, &str)> = vec![
@@ -53,7 +66,13 @@ async fn robots(db: Db) {
         assert_eq!(r.code, 250, "{what}: {r:?}");
     }
     // The same bounce again, now to the row's VERP address: told only once.
-    let r = deliver(gw.smtp_addr(), "", &[row.mail_from.as_str()], dsn(&ours).as_bytes()).await;
+    let r = deliver(
+        gw.smtp_addr(),
+        "",
+        &[row.mail_from.as_str()],
+        dsn(&ours).as_bytes(),
+    )
+    .await;
     assert_eq!(r.code, 250);
     let q = gw.store.quarantine_list().await.unwrap();
     assert_eq!(q.len(), held.len() + 1, "{q:?}");
@@ -61,30 +80,75 @@ async fn robots(db: Db) {
         assert!(row.reason.contains(reason), "{what}: {}", row.reason);
         assert_eq!(row.kind, *kind, "{what}");
     }
-    assert!(q[3].reason.contains("ticket 77"), "VERP names the row: {}", q[3].reason);
+    assert!(
+        q[3].reason.contains("ticket 77"),
+        "VERP names the row: {}",
+        q[3].reason
+    );
     let bounced = gw.store.outbox_get(row.id).await.unwrap().unwrap();
-    assert!(bounced.bounce.as_deref().unwrap().contains("5.1.1"), "{bounced:?}");
+    assert!(
+        bounced.bounce.as_deref().unwrap().contains("5.1.1"),
+        "{bounced:?}"
+    );
 
     // Kept as an event on the ticket: an out-of-office from the requester.
     let ooo = "From: ana@cliente.example\r\nSubject: Ausente: RES: [HD #77] x\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <ooo@c>\r\n\r\nEstou de férias.\r\n";
-    assert_eq!(deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], ooo.as_bytes()).await.code, 250);
+    assert_eq!(
+        deliver(
+            gw.smtp_addr(),
+            "ana@cliente.example",
+            &[GATEWAY],
+            ooo.as_bytes()
+        )
+        .await
+        .code,
+        250
+    );
     // A person, whatever "Auto-Submitted: no" and "Precedence: normal" say.
     let person = "From: ana@cliente.example\r\nSubject: RES: [HD #77] x\r\nAuto-Submitted: no\r\nPrecedence: normal\r\nMessage-ID: <pessoa@c>\r\n\r\nObrigada.\r\n";
-    assert_eq!(deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], person.as_bytes()).await.code, 250);
+    assert_eq!(
+        deliver(
+            gw.smtp_addr(),
+            "ana@cliente.example",
+            &[GATEWAY],
+            person.as_bytes()
+        )
+        .await
+        .code,
+        250
+    );
     // A self-loop: our own mail coming back is dropped (logged), not kept.
-    let own = format!("From: {GATEWAY}\r\nSubject: [HD #77] eco\r\nMessage-ID: <eco@c>\r\n\r\neco\r\n");
-    assert_eq!(deliver(gw.smtp_addr(), GATEWAY, &[GATEWAY], own.as_bytes()).await.code, 250);
+    let own =
+        format!("From: {GATEWAY}\r\nSubject: [HD #77] eco\r\nMessage-ID: <eco@c>\r\n\r\neco\r\n");
+    assert_eq!(
+        deliver(gw.smtp_addr(), GATEWAY, &[GATEWAY], own.as_bytes())
+            .await
+            .code,
+        250
+    );
 
     let thread = gw.store.messages_of_ticket(77).await.unwrap();
-    let inbound: Vec<(&str, &str)> =
-        thread.iter().filter(|m| m.direction == "in").map(|m| (m.message_id.as_str(), m.kind.as_str())).collect();
-    assert_eq!(inbound, vec![("<ooo@c>", "auto-reply"), ("<pessoa@c>", "reply")]);
+    let inbound: Vec<(&str, &str)> = thread
+        .iter()
+        .filter(|m| m.direction == "in")
+        .map(|m| (m.message_id.as_str(), m.kind.as_str()))
+        .collect();
+    assert_eq!(
+        inbound,
+        vec![("<ooo@c>", "auto-reply"), ("<pessoa@c>", "reply")]
+    );
     let rows = gw.store.outbox_list().await.unwrap();
-    let kinds: Vec<&str> = rows.iter().map(|r| r.kind.as_str()).filter(|k| *k != "reply").collect();
+    let kinds: Vec<&str> = rows
+        .iter()
+        .map(|r| r.kind.as_str())
+        .filter(|k| *k != "reply")
+        .collect();
     // One notice that our mail bounced, one notification for the person; none for robots.
     assert_eq!(kinds, vec!["failure-notice", "notification"], "{rows:?}");
     // The bounced address is not mailed again for a while.
-    let err = outbound::technician_reply(&gw.store, &cfg, 77, "tec@suporte.example", "De novo").await.unwrap_err();
+    let err = outbound::technician_reply(&gw.store, &cfg, 77, "tec@suporte.example", "De novo")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("bounced permanently"), "{err}");
     gw.stop(Duration::from_secs(5)).await;
 }

@@ -127,7 +127,10 @@ async fn round_trip(db: Db) {
         .and_then(|a| a.address())
         .unwrap();
     // The gateway's address with the ticket and its token (RFC 5233).
-    assert!(reply_to.starts_with("chamados+4521.") && reply_to.ends_with("@suporte.example"), "{reply_to}");
+    assert!(
+        reply_to.starts_with("chamados+4521.") && reply_to.ends_with("@suporte.example"),
+        "{reply_to}"
+    );
     let refs: Vec<String> = m
         .references()
         .as_text_list()

@@ -41,7 +41,10 @@ async fn reply<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Vec<String> {
     let mut lines = Vec::new();
     loop {
         let mut l = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut l)).await.unwrap().unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), r.read_line(&mut l))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(n > 0, "connection closed");
         let last = l.as_bytes().get(3) != Some(&b'-');
         lines.push(l.trim_end().to_owned());
@@ -65,25 +68,46 @@ async fn start(tdb: &TestDb, implicit: bool) -> (Gateway, Option<SocketAddr>) {
 
 /// A TLS session that sends one message; returns the reply to end of data
 /// and the certificate the server showed.
-async fn mail_over_tls<S>(s: S, trusted: &CertificateDer<'static>, greet: bool) -> (String, CertificateDer<'static>)
+async fn mail_over_tls<S>(
+    s: S,
+    trusted: &CertificateDer<'static>,
+    greet: bool,
+) -> (String, CertificateDer<'static>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let tls = connector(trusted).connect(ServerName::try_from("gw.test").unwrap(), s).await.expect("handshake");
-    let shown = tls.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned();
+    let tls = connector(trusted)
+        .connect(ServerName::try_from("gw.test").unwrap(), s)
+        .await
+        .expect("handshake");
+    let shown = tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned();
     let mut s = BufReader::new(tls);
     if greet {
         assert!(reply(&mut s).await[0].starts_with("220"));
     }
     s.write_all(b"EHLO cliente.example\r\n").await.unwrap();
     let ehlo = reply(&mut s).await;
-    assert!(ehlo[0].starts_with("250-gw.test"), "the first reply inside TLS answers EHLO: {ehlo:?}");
-    assert!(!ehlo.iter().any(|l| l.contains("STARTTLS")), "no STARTTLS once TLS is on: {ehlo:?}");
-    for cmd in ["MAIL FROM:<a@cliente.example>".to_string(), format!("RCPT TO:<{GATEWAY}>"), "DATA".into()] {
+    assert!(
+        ehlo[0].starts_with("250-gw.test"),
+        "the first reply inside TLS answers EHLO: {ehlo:?}"
+    );
+    assert!(
+        !ehlo.iter().any(|l| l.contains("STARTTLS")),
+        "no STARTTLS once TLS is on: {ehlo:?}"
+    );
+    for cmd in [
+        "MAIL FROM:<a@cliente.example>".to_string(),
+        format!("RCPT TO:<{GATEWAY}>"),
+        "DATA".into(),
+    ] {
         s.write_all(format!("{cmd}\r\n").as_bytes()).await.unwrap();
         reply(&mut s).await;
     }
-    s.write_all(b"Subject: sobre TLS\r\nMessage-ID: <tls@c>\r\n\r\nok\r\n.\r\n").await.unwrap();
+    s.write_all(b"Subject: sobre TLS\r\nMessage-ID: <tls@c>\r\n\r\nok\r\n.\r\n")
+        .await
+        .unwrap();
     (reply(&mut s).await.join("\n"), shown)
 }
 
@@ -114,17 +138,22 @@ async fn implicit_tls_port_and_reload() {
     let implicit = implicit.expect("implicit TLS listener");
     // An open session on the old certificate.
     let old = TcpStream::connect(implicit).await.unwrap();
-    let old = connector(&first).connect(ServerName::try_from("gw.test").unwrap(), old).await.unwrap();
+    let old = connector(&first)
+        .connect(ServerName::try_from("gw.test").unwrap(), old)
+        .await
+        .unwrap();
     let mut old = BufReader::new(old);
     assert!(reply(&mut old).await[0].starts_with("220"));
 
-    let (end, shown) = mail_over_tls(TcpStream::connect(implicit).await.unwrap(), &first, true).await;
+    let (end, shown) =
+        mail_over_tls(TcpStream::connect(implicit).await.unwrap(), &first, true).await;
     assert!(end.starts_with("250"), "{end}");
     assert_eq!(shown, first);
 
     let second = write_cert(tdb.dir.path());
     gw.tls.as_ref().unwrap().reload().expect("reload");
-    let (_, shown) = mail_over_tls(TcpStream::connect(implicit).await.unwrap(), &second, true).await;
+    let (_, shown) =
+        mail_over_tls(TcpStream::connect(implicit).await.unwrap(), &second, true).await;
     assert_eq!(shown, second, "new handshakes use the new certificate");
     // The old session is still alive.
     old.write_all(b"NOOP\r\n").await.unwrap();
@@ -143,11 +172,15 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions() {
     cfg.tls.key_file = Some(tdb.dir.path().join("key.pem"));
     cfg.tls.implicit_listen = vec![format!("127.0.0.1:{tls_port}")];
     let conf = support::write_config(tdb.dir.path(), &cfg);
-    let d = support::daemon::Daemon::spawn(&conf, format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let d =
+        support::daemon::Daemon::spawn(&conf, format!("127.0.0.1:{port}").parse().unwrap()).await;
     let implicit: SocketAddr = format!("127.0.0.1:{tls_port}").parse().unwrap();
 
     let old = TcpStream::connect(implicit).await.unwrap();
-    let old = connector(&first).connect(ServerName::try_from("gw.test").unwrap(), old).await.unwrap();
+    let old = connector(&first)
+        .connect(ServerName::try_from("gw.test").unwrap(), old)
+        .await
+        .unwrap();
     assert_eq!(old.get_ref().1.peer_certificates().unwrap()[0], first);
     let mut old = BufReader::new(old);
     assert!(reply(&mut old).await[0].starts_with("220"));
@@ -157,8 +190,15 @@ async fn sighup_reloads_the_certificate_without_dropping_sessions() {
     // New handshakes see the new certificate once the reload is done.
     let shown = support::wait_until("the new certificate", Duration::from_secs(10), || async {
         let s = TcpStream::connect(implicit).await.ok()?;
-        let tls = connector(&second).connect(ServerName::try_from("gw.test").unwrap(), s).await.ok()?;
-        Some(tls.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned())
+        let tls = connector(&second)
+            .connect(ServerName::try_from("gw.test").unwrap(), s)
+            .await
+            .ok()?;
+        Some(
+            tls.get_ref().1.peer_certificates().unwrap()[0]
+                .clone()
+                .into_owned(),
+        )
     })
     .await;
     assert_eq!(shown, second);

@@ -61,13 +61,19 @@ pub async fn check(path: &Path, probe_relay: bool) -> anyhow::Result<()> {
             Err(e) => fail(format!("security.key_file: {e}")),
         }
     } else {
-        println!("ok: signing key {} will be created on first start", key.display());
+        println!(
+            "ok: signing key {} will be created on first start",
+            key.display()
+        );
     }
     if probe_relay {
         match crate::relay::transport(&cfg.relay, &cfg.smtp.hostname) {
             Ok(t) => match t.test_connection().await {
                 Ok(true) => println!("ok: relay {} answers EHLO", cfg.relay.url),
-                Ok(false) => fail(format!("relay {}: connected, but it does not answer", cfg.relay.url)),
+                Ok(false) => fail(format!(
+                    "relay {}: connected, but it does not answer",
+                    cfg.relay.url
+                )),
                 Err(e) => fail(format!("relay {}: {e}", cfg.relay.url)),
             },
             Err(e) => fail(format!("relay: {e}")),

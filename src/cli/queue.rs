@@ -350,7 +350,13 @@ async fn quarantine_show(store: &Store, cfg: &Config, id: i64, json: bool) -> an
 /// Stores the held mail through the inbound path itself, so the message,
 /// the technicians' notification (or the closed-ticket policy) and the
 /// removal from quarantine commit together or not at all.
-async fn release(store: &Store, cfg: &Config, id: i64, ticket_id: i64, add_participant: bool) -> anyhow::Result<()> {
+async fn release(
+    store: &Store,
+    cfg: &Config,
+    id: i64,
+    ticket_id: i64,
+    add_participant: bool,
+) -> anyhow::Result<()> {
     let (row, raw) = held(store, id).await?;
     let ticket = store
         .ticket_get(ticket_id)
@@ -360,7 +366,11 @@ async fn release(store: &Store, cfg: &Config, id: i64, ticket_id: i64, add_parti
         bail!("quarantine row {id} is not a readable message; it cannot be released");
     };
     if add_participant {
-        let who = if p.from.is_empty() { row.mail_from.clone() } else { p.from.clone() };
+        let who = if p.from.is_empty() {
+            row.mail_from.clone()
+        } else {
+            p.from.clone()
+        };
         let mut tx = store.begin().await?;
         Store::ticket_add_participant(&mut tx, ticket_id, &who).await?;
         tx.commit().await?;

@@ -314,9 +314,19 @@ impl Verdict {
     }
 }
 
-fn sender_allowed(cfg: &Config, t: &crate::store::tickets::Ticket, from: &str, envelope: &str) -> bool {
+fn sender_allowed(
+    cfg: &Config,
+    t: &crate::store::tickets::Ticket,
+    from: &str,
+    envelope: &str,
+) -> bool {
     let trusted = |a: &str| {
-        a.rsplit_once('@').is_some_and(|(_, d)| cfg.inbound.trusted_domains.iter().any(|x| x.eq_ignore_ascii_case(d)))
+        a.rsplit_once('@').is_some_and(|(_, d)| {
+            cfg.inbound
+                .trusted_domains
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(d))
+        })
     };
     cfg.inbound.strangers == crate::config::Strangers::Accept
         || t.is_participant(from)
@@ -324,11 +334,20 @@ fn sender_allowed(cfg: &Config, t: &crate::store::tickets::Ticket, from: &str, e
         || trusted(from)
 }
 
-fn sender_check(cfg: &Config, t: &crate::store::tickets::Ticket, from: &str, envelope: &str) -> String {
+fn sender_check(
+    cfg: &Config,
+    t: &crate::store::tickets::Ticket,
+    from: &str,
+    envelope: &str,
+) -> String {
     let who = if from.is_empty() { envelope } else { from };
     if t.requester.eq_ignore_ascii_case(who) {
         format!("{who} is the requester")
-    } else if t.technician_list().iter().any(|a| a.eq_ignore_ascii_case(who)) {
+    } else if t
+        .technician_list()
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(who))
+    {
         format!("{who} is a technician")
     } else if sender_allowed(cfg, t, from, envelope) {
         format!("{who} is an added participant, in a trusted domain, or strangers are accepted")
@@ -343,7 +362,10 @@ fn sender_check(cfg: &Config, t: &crate::store::tickets::Ticket, from: &str, env
 /// `Inbound::accept`'s decision, in its order.
 fn verdict(cfg: &Config, kind: Kind, ticket: Option<&TicketStep>, sender: &str) -> Verdict {
     if let (Kind::AutoReply, Some(t)) = (kind, ticket) {
-        let d = format!("kept on ticket {} as an auto-reply event: never forwarded, never answered", t.id);
+        let d = format!(
+            "kept on ticket {} as an auto-reply event: never forwarded, never answered",
+            t.id
+        );
         return Verdict::new("stored", Some(t.id), d);
     }
     if kind != Kind::Person {
@@ -436,7 +458,13 @@ fn print(x: &Explanation) {
     let v = &x.verdict;
     rows.extend([
         ("ticket", ticket),
-        ("sender check", x.ticket.as_ref().map(|t| t.sender_check.clone()).unwrap_or_else(|| "(no ticket)".into())),
+        (
+            "sender check",
+            x.ticket
+                .as_ref()
+                .map(|t| t.sender_check.clone())
+                .unwrap_or_else(|| "(no ticket)".into()),
+        ),
         ("verdict", format!("{}: {}", v.outcome, v.detail)),
     ]);
     fields(&rows);

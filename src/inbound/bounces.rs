@@ -11,7 +11,11 @@ use crate::store::outbox::OutboxRow;
 use crate::store::{Store, StoreError, now_ms};
 
 /// The outbox row a bounce is about, if it is about our mail.
-async fn row_of(inb: &Inbound, env: &Envelope, raw: &[u8]) -> Result<Option<OutboxRow>, InboundError> {
+async fn row_of(
+    inb: &Inbound,
+    env: &Envelope,
+    raw: &[u8],
+) -> Result<Option<OutboxRow>, InboundError> {
     for rcpt in &env.rcpt_to {
         if token::is_bounce_address(&inb.cfg, rcpt) {
             if let Some(row) = inb.store.outbox_by_envelope(rcpt).await? {
@@ -24,11 +28,17 @@ async fn row_of(inb: &Inbound, env: &Envelope, raw: &[u8]) -> Result<Option<Outb
     let suffix = format!("@{}>", inb.cfg.smtp.hostname);
     let text = String::from_utf8_lossy(raw);
     for (end, _) in text.match_indices(&suffix) {
-        let Some(start) = text[..end].rfind('<') else { continue };
+        let Some(start) = text[..end].rfind('<') else {
+            continue;
+        };
         if end - start > 200 {
             continue;
         }
-        if let Some(row) = inb.store.outbox_by_message_id(&text[start..end + suffix.len()]).await? {
+        if let Some(row) = inb
+            .store
+            .outbox_by_message_id(&text[start..end + suffix.len()])
+            .await?
+        {
             return Ok(Some(row));
         }
     }
@@ -75,11 +85,24 @@ pub async fn handle(inb: &Inbound, env: &Envelope, raw: &[u8]) -> Result<String,
         // The technician learns once that the requester never got it.
         if let (Some(ticket), "reply") = (row.ticket_id, row.kind.as_str()) {
             let rcpts = crate::store::split_lines(&row.rcpt_to);
-            outbound::failure::queue_failure_notice(&inb.store, &inb.cfg, ticket, &row.message_id, &rcpts, &detail)
-                .await?;
+            outbound::failure::queue_failure_notice(
+                &inb.store,
+                &inb.cfg,
+                ticket,
+                &row.message_id,
+                &rcpts,
+                &detail,
+            )
+            .await?;
             inb.wake.notify_one();
         }
     }
-    let ticket = row.ticket_id.map(|t| format!(" (ticket {t})")).unwrap_or_default();
-    Ok(format!("a bounce of our mail {} to {rcpt}{ticket}: {detail}", row.message_id))
+    let ticket = row
+        .ticket_id
+        .map(|t| format!(" (ticket {t})"))
+        .unwrap_or_default();
+    Ok(format!(
+        "a bounce of our mail {} to {rcpt}{ticket}: {detail}",
+        row.message_id
+    ))
 }

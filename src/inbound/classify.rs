@@ -39,7 +39,9 @@ impl Kind {
             Kind::Person => "",
             Kind::AutoReply => "an automatic reply (out of office or similar), not a reply",
             Kind::List => "mailing-list or bulk mail, not a reply",
-            Kind::Bounce | Kind::DeliveryReport => "a delivery status notification (bounce), not a reply",
+            Kind::Bounce | Kind::DeliveryReport => {
+                "a delivery status notification (bounce), not a reply"
+            }
             Kind::FeedbackReport => "an abuse feedback report, not a reply",
         }
     }
@@ -79,8 +81,16 @@ fn header_text<'a>(msg: &'a Message<'_>, name: &'static str) -> Option<&'a str> 
 
 pub fn classify(mail_from: &str, msg: &Message<'_>) -> Kind {
     if let Some(ct) = msg.content_type() {
-        if ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report")) {
-            return match ct.attribute("report-type").map(str::to_ascii_lowercase).as_deref() {
+        if ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct
+                .subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+        {
+            return match ct
+                .attribute("report-type")
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 Some("delivery-status") => Kind::DeliveryReport,
                 Some("feedback-report") => Kind::FeedbackReport,
                 // Read receipts (disposition-notification) and the like.
@@ -94,27 +104,37 @@ pub fn classify(mail_from: &str, msg: &Message<'_>) -> Kind {
         .and_then(|a| a.address())
         .and_then(|a| a.split('@').next())
         .unwrap_or("");
-    if mail_from.is_empty() || ["mailer-daemon", "postmaster"].iter().any(|d| from_local.eq_ignore_ascii_case(d)) {
+    if mail_from.is_empty()
+        || ["mailer-daemon", "postmaster"]
+            .iter()
+            .any(|d| from_local.eq_ignore_ascii_case(d))
+    {
         return Kind::Bounce;
     }
     // RFC 3834: any value but "no" marks a robot; "no" is a person.
     if header_text(msg, "Auto-Submitted").is_some_and(|v| !v.trim().eq_ignore_ascii_case("no")) {
         return Kind::AutoReply;
     }
-    if ["X-Autoreply", "X-Autorespond"].iter().any(|h| msg.header(*h).is_some()) {
+    if ["X-Autoreply", "X-Autorespond"]
+        .iter()
+        .any(|h| msg.header(*h).is_some())
+    {
         return Kind::AutoReply;
     }
     // Exchange stamps its own automatic replies with X-Auto-Response-Suppress.
-    if header_text(msg, "X-Auto-Response-Suppress")
-        .is_some_and(|v| v.split(',').any(|p| ["all", "oof", "autoreply"].contains(&p.trim().to_ascii_lowercase().as_str())))
-    {
+    if header_text(msg, "X-Auto-Response-Suppress").is_some_and(|v| {
+        v.split(',')
+            .any(|p| ["all", "oof", "autoreply"].contains(&p.trim().to_ascii_lowercase().as_str()))
+    }) {
         return Kind::AutoReply;
     }
     let precedence = header_text(msg, "Precedence").map(str::trim).unwrap_or("");
     if precedence.eq_ignore_ascii_case("auto_reply") {
         return Kind::AutoReply;
     }
-    if ["bulk", "junk", "list"].iter().any(|p| precedence.eq_ignore_ascii_case(p))
+    if ["bulk", "junk", "list"]
+        .iter()
+        .any(|p| precedence.eq_ignore_ascii_case(p))
         || msg.header("List-Id").is_some()
         || msg.header("List-Unsubscribe").is_some()
     {
@@ -159,7 +179,13 @@ mod tests {
             kind("a@b", "Precedence: bulk\r\nSubject: x\r\n\r\nx"),
             Kind::List
         );
-        assert_eq!(kind("a@b", "List-Id: <x.lists.example>\r\nSubject: RE: x\r\n\r\nx"), Kind::List);
+        assert_eq!(
+            kind(
+                "a@b",
+                "List-Id: <x.lists.example>\r\nSubject: RE: x\r\n\r\nx"
+            ),
+            Kind::List
+        );
         assert_eq!(
             kind(
                 "a@b",
@@ -167,12 +193,30 @@ mod tests {
             ),
             Kind::DeliveryReport
         );
-        assert_eq!(kind("a@b", "Precedence: normal\r\nSubject: RE: x\r\n\r\nx"), Kind::Person);
-        assert_eq!(kind("a@b", "Subject: Ausente: RES: [HD #1]\r\n\r\nx"), Kind::AutoReply);
-        assert_eq!(kind("a@b", "Subject: Automatic reply: x\r\n\r\nx"), Kind::AutoReply);
-        assert_eq!(kind("a@b", "From: MAILER-DAEMON@mx.example\r\nSubject: failure\r\n\r\nx"), Kind::Bounce);
         assert_eq!(
-            kind("a@b", "Content-Type: multipart/report; report-type=feedback-report; boundary=x\r\n\r\n--x--\r\n"),
+            kind("a@b", "Precedence: normal\r\nSubject: RE: x\r\n\r\nx"),
+            Kind::Person
+        );
+        assert_eq!(
+            kind("a@b", "Subject: Ausente: RES: [HD #1]\r\n\r\nx"),
+            Kind::AutoReply
+        );
+        assert_eq!(
+            kind("a@b", "Subject: Automatic reply: x\r\n\r\nx"),
+            Kind::AutoReply
+        );
+        assert_eq!(
+            kind(
+                "a@b",
+                "From: MAILER-DAEMON@mx.example\r\nSubject: failure\r\n\r\nx"
+            ),
+            Kind::Bounce
+        );
+        assert_eq!(
+            kind(
+                "a@b",
+                "Content-Type: multipart/report; report-type=feedback-report; boundary=x\r\n\r\n--x--\r\n"
+            ),
             Kind::FeedbackReport
         );
     }

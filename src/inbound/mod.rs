@@ -17,16 +17,16 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::config::{Strangers, Config, Unmatched};
+use crate::config::{Config, Strangers, Unmatched};
 use crate::outbound::{self, Notice, OutboundError};
 use crate::store::attachments::NewAttachment;
+use crate::store::batch::Batcher;
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
 use crate::store::tickets::Ticket;
-use crate::store::batch::Batcher;
 use crate::store::{Store, StoreError, Tx};
-pub use signals::MatchedBy;
 use classify::Kind;
+pub use signals::MatchedBy;
 use subject::SubjectMatcher;
 
 /// The SMTP envelope of one transaction.
@@ -125,7 +125,10 @@ impl Inbound {
 
     /// The ticket a message belongs to by its content alone (no envelope),
     /// and how it was found.
-    pub async fn find_ticket(&self, p: &parse::Parsed) -> Result<Option<(i64, MatchedBy)>, InboundError> {
+    pub async fn find_ticket(
+        &self,
+        p: &parse::Parsed,
+    ) -> Result<Option<(i64, MatchedBy)>, InboundError> {
         let env = Envelope {
             peer: ([0, 0, 0, 0], 0).into(),
             helo: String::new(),
@@ -140,7 +143,9 @@ impl Inbound {
     /// Message-IDs, is a loop: never stored, never answered.
     fn self_loop(&self, p: &parse::Parsed) -> Option<String> {
         let ours = |addr: &str| {
-            let (Some((l, d)), Some((ol, od))) = (addr.rsplit_once('@'), self.cfg.mail.from.rsplit_once('@')) else {
+            let (Some((l, d)), Some((ol, od))) =
+                (addr.rsplit_once('@'), self.cfg.mail.from.rsplit_once('@'))
+            else {
                 return false;
             };
             let base = l.split('+').next().unwrap_or(l);
@@ -158,8 +163,13 @@ impl Inbound {
     /// Whether the sender may post on `ticket` without a token.
     fn trusted(&self, ticket: &Ticket, env: &Envelope, p: &parse::Parsed) -> bool {
         let domain_trusted = |a: &str| {
-            a.rsplit_once('@')
-                .is_some_and(|(_, d)| self.cfg.inbound.trusted_domains.iter().any(|t| t.eq_ignore_ascii_case(d)))
+            a.rsplit_once('@').is_some_and(|(_, d)| {
+                self.cfg
+                    .inbound
+                    .trusted_domains
+                    .iter()
+                    .any(|t| t.eq_ignore_ascii_case(d))
+            })
         };
         self.cfg.inbound.strangers == Strangers::Accept
             || ticket.is_participant(&p.from)
@@ -171,7 +181,9 @@ impl Inbound {
     /// client must then be told to try again later.
     pub async fn accept(&self, env: &Envelope, raw: &[u8]) -> Result<Outcome, InboundError> {
         let Some((p, msg)) = parse::parse(raw, &self.cfg.smtp.hostname) else {
-            return self.unmatched_fields(env, raw, "", "", "the message could not be parsed").await;
+            return self
+                .unmatched_fields(env, raw, "", "", "the message could not be parsed")
+                .await;
         };
         let kind = classify::classify(&env.mail_from, &msg);
         drop(msg);
@@ -181,7 +193,10 @@ impl Inbound {
         }
         // Robots are never rejected: a 550 to an auto-responder or a bounce
         // only makes another bounce.
-        let to_verp = env.rcpt_to.iter().any(|r| outbound::token::is_bounce_address(&self.cfg, r));
+        let to_verp = env
+            .rcpt_to
+            .iter()
+            .any(|r| outbound::token::is_bounce_address(&self.cfg, r));
         if kind.is_bounce() || to_verp {
             let kind = if kind.is_bounce() { kind } else { Kind::Bounce };
             let reason = bounces::handle(self, env, raw).await?;
@@ -204,12 +219,17 @@ impl Inbound {
         // Knowing a ticket number is not enough to write on it: the sender
         // must take part in the ticket, or answer its Reply-To token address.
         if !agreeing.contains(&MatchedBy::Token) && !self.trusted(&ticket, env, &p) {
-            let who = if p.from.is_empty() { &env.mail_from } else { &p.from };
+            let who = if p.from.is_empty() {
+                &env.mail_from
+            } else {
+                &p.from
+            };
             let reason = format!("sender {who} is not a participant of ticket {ticket_id}");
             return self.quarantine(env, raw, &p, kind, &reason).await;
         }
         let matched_by: Vec<&str> = agreeing.iter().map(|m| m.as_str()).collect();
-        self.store_reply(env, raw, p, ticket, &matched_by.join(","), kind, None).await
+        self.store_reply(env, raw, p, ticket, &matched_by.join(","), kind, None)
+            .await
     }
 
     /// Stores `p` on `ticket` with the technicians' notification (or the
@@ -240,7 +260,9 @@ impl Inbound {
         // that finished DATA meanwhile; the answer comes after the commit.
         let (outcome, queued) = self
             .batcher
-            .submit(Box::new(move |tx: &mut Tx| Box::pin(async move { write_reply(tx, job).await })))
+            .submit(Box::new(move |tx: &mut Tx| {
+                Box::pin(async move { write_reply(tx, job).await })
+            }))
             .await?;
         if queued {
             self.wake.notify_one();
@@ -248,8 +270,15 @@ impl Inbound {
         Ok(outcome)
     }
 
-    async fn unmatched(&self, env: &Envelope, raw: &[u8], p: &parse::Parsed, reason: &str) -> Result<Outcome, InboundError> {
-        self.unmatched_fields(env, raw, &p.subject, &p.message_id, reason).await
+    async fn unmatched(
+        &self,
+        env: &Envelope,
+        raw: &[u8],
+        p: &parse::Parsed,
+        reason: &str,
+    ) -> Result<Outcome, InboundError> {
+        self.unmatched_fields(env, raw, &p.subject, &p.message_id, reason)
+            .await
     }
 
     async fn unmatched_fields(
@@ -261,8 +290,13 @@ impl Inbound {
         reason: &str,
     ) -> Result<Outcome, InboundError> {
         match self.cfg.inbound.unmatched {
-            Unmatched::Reject => Ok(Outcome::Rejected { reason: reason.into() }),
-            Unmatched::Quarantine => self.hold(env, raw, subject, message_id, Kind::Person, reason).await,
+            Unmatched::Reject => Ok(Outcome::Rejected {
+                reason: reason.into(),
+            }),
+            Unmatched::Quarantine => {
+                self.hold(env, raw, subject, message_id, Kind::Person, reason)
+                    .await
+            }
         }
     }
 
@@ -274,7 +308,8 @@ impl Inbound {
         kind: Kind,
         reason: &str,
     ) -> Result<Outcome, InboundError> {
-        self.hold(env, raw, &p.subject, &p.message_id, kind, reason).await
+        self.hold(env, raw, &p.subject, &p.message_id, kind, reason)
+            .await
     }
 
     async fn hold(
@@ -298,7 +333,10 @@ impl Inbound {
                 kind: kind.as_str(),
             })
             .await?;
-        Ok(Outcome::Quarantined { id, reason: reason.into() })
+        Ok(Outcome::Quarantined {
+            id,
+            reason: reason.into(),
+        })
     }
 }
 
@@ -318,89 +356,104 @@ struct ReplyJob {
 /// attachments, the notification or closed-ticket answer, and the release
 /// of a quarantined copy. Returns the outcome and whether mail was queued.
 async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), InboundError> {
-    let ReplyJob { env, raw, p, ticket, matched_by, kind, release, .. } = &job;
-    let (env, raw, matched_by, kind, release) = (env, raw.as_slice(), matched_by.as_str(), *kind, *release);
-        let ticket_id = ticket.id;
-        let author = if p.from.is_empty() {
-            &env.mail_from
-        } else {
-            &p.from
-        };
-        let in_reply_to = p.in_reply_to.first().map(String::as_str);
-        let refs = p.thread_ids.join(" ");
-        let stored = Store::message_insert(
-            &mut *tx,
-            &NewMessage {
-                ticket_id,
-                direction: Direction::In,
-                author,
-                recipients: &env.rcpt_to,
-                subject: &p.subject,
-                body_text: &p.text,
-                message_id: &p.message_id,
-                in_reply_to,
-                refs: Some(&refs),
-                raw,
-                kind: kind.as_str(),
-                matched_by,
-            },
-        )
-        .await?;
-        let Some(row_id) = stored else {
-            return Ok((
-                Outcome::Duplicate {
-                    ticket: ticket_id,
-                    message_id: p.message_id.clone(),
-                },
-                false,
-            ));
-        };
-        // The files, read again from the same bytes (cheap next to the
-        // commit), so `Parsed` stays small and `quarantine release` gets
-        // them too. Listed in this transaction, bytes deduplicated by hash.
-        let mime = mail_parser::MessageParser::default().parse(raw);
-        let found = mime.as_ref().map(attachments::collect).unwrap_or_default();
-        let max = job.cfg.inbound.max_attachment_bytes;
-        for a in &found {
-            let note = a.note(max);
-            let new = NewAttachment {
-                message_id: row_id,
-                filename: &a.name,
-                content_type: &a.content_type,
-                inline: a.inline,
-                content_id: a.content_id.as_deref(),
-                bytes: &a.bytes,
-                keep_bytes: !a.over(max),
-                note: note.as_deref(),
-            };
-            Store::attachment_insert(&mut *tx, &new).await?;
-        }
-        let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
-        let notice = Notice {
-            sender: author,
+    let ReplyJob {
+        env,
+        raw,
+        p,
+        ticket,
+        matched_by,
+        kind,
+        release,
+        ..
+    } = &job;
+    let (env, raw, matched_by, kind, release) =
+        (env, raw.as_slice(), matched_by.as_str(), *kind, *release);
+    let ticket_id = ticket.id;
+    let author = if p.from.is_empty() {
+        &env.mail_from
+    } else {
+        &p.from
+    };
+    let in_reply_to = p.in_reply_to.first().map(String::as_str);
+    let refs = p.thread_ids.join(" ");
+    let stored = Store::message_insert(
+        &mut *tx,
+        &NewMessage {
+            ticket_id,
+            direction: Direction::In,
+            author,
+            recipients: &env.rcpt_to,
             subject: &p.subject,
-            text: &p.text,
-            attachments: &forwarded,
+            body_text: &p.text,
+            message_id: &p.message_id,
+            in_reply_to,
+            refs: Some(&refs),
+            raw,
+            kind: kind.as_str(),
+            matched_by,
+        },
+    )
+    .await?;
+    let Some(row_id) = stored else {
+        return Ok((
+            Outcome::Duplicate {
+                ticket: ticket_id,
+                message_id: p.message_id.clone(),
+            },
+            false,
+        ));
+    };
+    // The files, read again from the same bytes (cheap next to the
+    // commit), so `Parsed` stays small and `quarantine release` gets
+    // them too. Listed in this transaction, bytes deduplicated by hash.
+    let mime = mail_parser::MessageParser::default().parse(raw);
+    let found = mime.as_ref().map(attachments::collect).unwrap_or_default();
+    let max = job.cfg.inbound.max_attachment_bytes;
+    for a in &found {
+        let note = a.note(max);
+        let new = NewAttachment {
+            message_id: row_id,
+            filename: &a.name,
+            content_type: &a.content_type,
+            inline: a.inline,
+            content_id: a.content_id.as_deref(),
+            bytes: &a.bytes,
+            keep_bytes: !a.over(max),
+            note: note.as_deref(),
         };
-        // An auto-reply stays on the ticket as an event: never forwarded,
-        // never answered. Closed-ticket policy: see outbound::closed.
-        let queued = if kind == Kind::AutoReply {
-            None
-        } else if ticket.status == "closed" {
-            let incoming = outbound::closed::Incoming {
-                return_path: &env.mail_from,
-                message_id: &p.message_id,
-                thread_ids: &p.thread_ids,
-            };
-            outbound::closed::on_reply(&mut *tx, &job.cfg, &ticket, &notice, &incoming).await?
-        } else {
-            outbound::queue_notification(&mut *tx, &job.cfg, &ticket, &notice).await?
+        Store::attachment_insert(&mut *tx, &new).await?;
+    }
+    let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
+    let notice = Notice {
+        sender: author,
+        subject: &p.subject,
+        text: &p.text,
+        attachments: &forwarded,
+    };
+    // An auto-reply stays on the ticket as an event: never forwarded,
+    // never answered. Closed-ticket policy: see outbound::closed.
+    let queued = if kind == Kind::AutoReply {
+        None
+    } else if ticket.status == "closed" {
+        let incoming = outbound::closed::Incoming {
+            return_path: &env.mail_from,
+            message_id: &p.message_id,
+            thread_ids: &p.thread_ids,
         };
-        if let Some(q) = release {
-            // `quarantine release`: the held copy leaves in the same commit.
-            Store::quarantine_delete_tx(&mut *tx, q).await?;
-        }
-    tracing::debug!(ticket = ticket_id, matched_by, kind = kind.as_str(), "reply threaded");
+        outbound::closed::on_reply(&mut *tx, &job.cfg, &ticket, &notice, &incoming).await?
+    } else {
+        outbound::queue_notification(&mut *tx, &job.cfg, &ticket, &notice).await?
+    };
+    if let Some(q) = release {
+        // `quarantine release`: the held copy leaves in the same commit.
+        Store::quarantine_delete_tx(&mut *tx, q).await?;
+    }
+    tracing::debug!(
+        ticket = ticket_id,
+        matched_by,
+        kind = kind.as_str(),
+        "reply threaded"
+    );
     Ok((
         Outcome::Stored {
             ticket: ticket_id,

@@ -31,7 +31,11 @@ impl MatchedBy {
 }
 
 /// Every signal found, strongest first, each with the ticket it names.
-pub async fn collect(inb: &Inbound, env: &Envelope, p: &parse::Parsed) -> Result<Vec<(MatchedBy, i64)>, InboundError> {
+pub async fn collect(
+    inb: &Inbound,
+    env: &Envelope,
+    p: &parse::Parsed,
+) -> Result<Vec<(MatchedBy, i64)>, InboundError> {
     let cfg = &inb.cfg;
     let mut out = Vec::new();
     let key = token::key(cfg).map_err(crate::outbound::OutboundError::from)?;
@@ -54,7 +58,10 @@ pub async fn collect(inb: &Inbound, env: &Envelope, p: &parse::Parsed) -> Result
     for mid in p.thread_ids.iter().rev() {
         if let Some((id, nonce, sig)) = token::parse_message_id(mid, &cfg.smtp.hostname) {
             if let Some(t) = inb.store.ticket_get(id).await? {
-                if t.recipients().iter().any(|r| key.message_id_sig(id, r, nonce) == sig) {
+                if t.recipients()
+                    .iter()
+                    .any(|r| key.message_id_sig(id, r, nonce) == sig)
+                {
                     out.push((MatchedBy::SignedReference, id));
                     break;
                 }
@@ -74,7 +81,11 @@ pub async fn collect(inb: &Inbound, env: &Envelope, p: &parse::Parsed) -> Result
 /// The ticket the strongest signal names, and every signal that agrees.
 pub fn decide(signals: &[(MatchedBy, i64)]) -> Option<(i64, Vec<MatchedBy>)> {
     let (_, ticket) = *signals.first()?;
-    let agreeing = signals.iter().filter(|(_, t)| *t == ticket).map(|(s, _)| *s).collect();
+    let agreeing = signals
+        .iter()
+        .filter(|(_, t)| *t == ticket)
+        .map(|(s, _)| *s)
+        .collect();
     Some((ticket, agreeing))
 }
 
@@ -84,8 +95,15 @@ mod tests {
 
     #[test]
     fn strongest_signal_decides_and_agreeing_ones_are_kept() {
-        let s = [(MatchedBy::Token, 5), (MatchedBy::Subject, 9), (MatchedBy::References, 5)];
-        assert_eq!(decide(&s), Some((5, vec![MatchedBy::Token, MatchedBy::References])));
+        let s = [
+            (MatchedBy::Token, 5),
+            (MatchedBy::Subject, 9),
+            (MatchedBy::References, 5),
+        ];
+        assert_eq!(
+            decide(&s),
+            Some((5, vec![MatchedBy::Token, MatchedBy::References]))
+        );
         assert_eq!(decide(&[]), None);
     }
 }

@@ -93,7 +93,11 @@ pub fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16
     // mailin refuses the null reverse-path of bounces (RFC 5321 4.5.5
     // requires accepting it): hand it a stand-in the policy maps back.
     let null_path = format!("MAIL FROM:<{NULL_SENDER}>");
-    let path = if path[10..].trim() == "<>" { null_path.as_str() } else { path };
+    let path = if path[10..].trim() == "<>" {
+        null_path.as_str()
+    } else {
+        path
+    };
     let mut body = "";
     for p in params.split_whitespace() {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
@@ -119,4 +123,3 @@ pub fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16
 pub fn is_ehlo(line: &[u8]) -> bool {
     line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"ehlo")
 }
-

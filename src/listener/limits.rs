@@ -34,7 +34,11 @@ impl Limits {
 
     /// A permit, or the 421 reply that refuses the session.
     pub fn enter(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, (u16, &'static str)> {
-        let total = self.total.clone().try_acquire_owned().map_err(|_| reply::TOO_MANY_SESSIONS)?;
+        let total = self
+            .total
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| reply::TOO_MANY_SESSIONS)?;
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(ip).or_insert(0);
         if *n >= self.max_per_ip {
@@ -50,7 +54,11 @@ impl Limits {
 
     /// Sessions open now (for metrics and tests).
     pub fn open(&self) -> usize {
-        self.per_ip.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+        self.per_ip
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
     }
 }
 

@@ -51,7 +51,10 @@ pub async fn bind(cfg: &Config) -> Result<Vec<Bound>, ListenError> {
                 addr: addr.clone(),
                 source,
             })?;
-        out.push(Bound { listener: l, implicit_tls });
+        out.push(Bound {
+            listener: l,
+            implicit_tls,
+        });
     }
     Ok(out)
 }
@@ -68,7 +71,10 @@ pub async fn serve(
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let Bound { listener, implicit_tls } = bound;
+    let Bound {
+        listener,
+        implicit_tls,
+    } = bound;
     let ctx = Arc::new(SessionCtx {
         cfg,
         inbound,
@@ -108,7 +114,10 @@ pub async fn serve(
             async move {
                 let io: Box<dyn session::Io> = match (&ctx.tls, implicit_tls) {
                     (Some(tls), true) => {
-                        let hs = tokio::time::timeout(ctx.cfg.idle_timeout(), tls.acceptor().accept(stream));
+                        let hs = tokio::time::timeout(
+                            ctx.cfg.idle_timeout(),
+                            tls.acceptor().accept(stream),
+                        );
                         match hs.await {
                             Ok(Ok(s)) => Box::new(s),
                             _ => return,
@@ -128,5 +137,8 @@ pub async fn serve(
 
 /// Addresses actually bound (port 0 resolved), for logs and tests.
 pub fn local_addrs(listeners: &[Bound]) -> Vec<SocketAddr> {
-    listeners.iter().filter_map(|b| b.listener.local_addr().ok()).collect()
+    listeners
+        .iter()
+        .filter_map(|b| b.listener.local_addr().ok())
+        .collect()
 }

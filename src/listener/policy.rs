@@ -56,7 +56,11 @@ impl Handler for Policy {
     fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
         let mut t = self.txn.lock();
         // The null reverse-path (bounces) reaches mailin as a stand-in.
-        t.mail_from = if from == super::framing::NULL_SENDER { String::new() } else { from.to_owned() };
+        t.mail_from = if from == super::framing::NULL_SENDER {
+            String::new()
+        } else {
+            from.to_owned()
+        };
         t.rcpt_to.clear();
         t.data.clear();
         t.too_big = false;

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::framing::{Line, has_bare_line_end, is_ehlo, mail_params, read_line};
 use super::policy::{Policy, Shared};
-use super::tls::Tls;
 use super::reply;
+use super::tls::Tls;
 use crate::config::Config;
 use crate::inbound::{Envelope, Inbound, Outcome};
 
@@ -61,7 +61,12 @@ impl Conn {
 
 /// Runs a session to its end. I/O errors end it quietly (the peer left).
 /// `tls_on` is true on the implicit-TLS port, where the handshake is done.
-pub async fn run(io: Box<dyn Io>, peer: SocketAddr, ctx: &SessionCtx, mut tls_on: bool) -> std::io::Result<()> {
+pub async fn run(
+    io: Box<dyn Io>,
+    peer: SocketAddr,
+    ctx: &SessionCtx,
+    mut tls_on: bool,
+) -> std::io::Result<()> {
     let cfg = &ctx.cfg;
     let mut conn = Conn::new(io);
     let txn = Shared::new();
@@ -77,7 +82,9 @@ pub async fn run(io: Box<dyn Io>, peer: SocketAddr, ctx: &SessionCtx, mut tls_on
     if tls_on {
         session.tls_active();
     }
-    conn.w.write_all(&reply::greeting(&cfg.smtp.hostname)).await?;
+    conn.w
+        .write_all(&reply::greeting(&cfg.smtp.hostname))
+        .await?;
     let mut line = Vec::with_capacity(1024);
     let mut errors = 0u32;
     let mut data_line_too_long = false;
@@ -87,13 +94,19 @@ pub async fn run(io: Box<dyn Io>, peer: SocketAddr, ctx: &SessionCtx, mut tls_on
         // Idle time is bounded per line; the DATA phase as a whole has its
         // own deadline, so a client trickling bytes cannot hold a session.
         let limit = if in_data {
-            let deadline = *data_deadline.get_or_insert_with(|| Instant::now() + cfg.data_timeout());
-            cfg.idle_timeout().min(deadline.saturating_duration_since(Instant::now()))
+            let deadline =
+                *data_deadline.get_or_insert_with(|| Instant::now() + cfg.data_timeout());
+            cfg.idle_timeout()
+                .min(deadline.saturating_duration_since(Instant::now()))
         } else {
             data_deadline = None;
             cfg.idle_timeout()
         };
-        let max = if in_data { cfg.smtp.max_line_length } else { cfg.smtp.max_command_length };
+        let max = if in_data {
+            cfg.smtp.max_line_length
+        } else {
+            cfg.smtp.max_command_length
+        };
         let read = read_line(&mut conn.r, &mut line, max, in_data);
         let result = tokio::select! {
             res = tokio::time::timeout(limit, read) => res,
@@ -232,7 +245,8 @@ async fn finish_message(
         // message is not lost), never a dropped connection with no reply.
         use futures_util::FutureExt;
         let accept = std::panic::AssertUnwindSafe(ctx.inbound.accept(&env, &data)).catch_unwind();
-        let accepted = crate::admin::metrics::timed(&crate::admin::metrics::DB_COMMIT, accept).await;
+        let accepted =
+            crate::admin::metrics::timed(&crate::admin::metrics::DB_COMMIT, accept).await;
         match accepted.unwrap_or_else(|_| Err(crate::inbound::InboundError::Internal)) {
             Ok(o) => {
                 let (code, text) = reply::outcome(&o);

@@ -64,7 +64,10 @@ impl Tls {
     }
 
     pub fn acceptor(&self) -> TlsAcceptor {
-        self.acceptor.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.acceptor
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Re-reads the files. On error the old certificate stays in force.

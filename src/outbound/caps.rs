@@ -20,7 +20,9 @@ pub async fn allow_automatic(
     let (all, on_ticket) = Store::automatic_mail_counts(tx, rcpt, ticket, since).await?;
     let minutes = cfg.loops.window_secs / 60;
     let reason = if on_ticket >= cfg.loops.per_ticket_recipient {
-        format!("loop cap: {on_ticket} automatic mails to {rcpt} on ticket {ticket} in {minutes} min")
+        format!(
+            "loop cap: {on_ticket} automatic mails to {rcpt} on ticket {ticket} in {minutes} min"
+        )
     } else if all >= cfg.loops.per_recipient {
         format!("loop cap: {all} automatic mails to {rcpt} in {minutes} min")
     } else {

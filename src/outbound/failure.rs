@@ -31,7 +31,10 @@ pub async fn queue_failure_notice(
     let mut tx = store.begin().await?;
     let th = thread_headers(&mut tx, &ticket).await?;
     let key = super::token::key(cfg)?;
-    let subject = format!("Undeliverable: ticket {ticket_id} message to {}", rcpt.join(", "));
+    let subject = format!(
+        "Undeliverable: ticket {ticket_id} message to {}",
+        rcpt.join(", ")
+    );
     let text = format!(
         "Your message on ticket {ticket_id} to {} could not be delivered.\n\n\
          The relay answered: {reason}\n\nMessage-ID: {failed_message_id}\n",

@@ -2,8 +2,8 @@
 //! reply) becomes rendered bytes, written to the thread and the outbox in one
 //! transaction. Relaying those bytes is `relay`'s job, never this module's.
 
-pub mod closed;
 pub mod caps;
+pub mod closed;
 pub mod compose;
 pub mod failure;
 pub mod template;
@@ -141,7 +141,10 @@ pub(crate) struct ThreadHeaders {
     pub thread_index: String,
 }
 
-pub(crate) async fn thread_headers(tx: &mut Tx, ticket: &Ticket) -> Result<ThreadHeaders, StoreError> {
+pub(crate) async fn thread_headers(
+    tx: &mut Tx,
+    ticket: &Ticket,
+) -> Result<ThreadHeaders, StoreError> {
     let ids = Store::thread_ids(tx, ticket.id, thread::MAX_REFERENCES).await?;
     let mut references = vec![ticket.thread_root.clone()];
     references.extend(ids.iter().filter(|i| **i != ticket.thread_root).cloned());

@@ -51,10 +51,12 @@ fn load_or_create(path: &Path) -> Result<Key, KeyError> {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-        let bytes = decode_hex(text.trim()).filter(|b| b.len() >= 32).ok_or_else(|| KeyError::Read {
-            path: path.to_owned(),
-            message: "not 64 hex digits".into(),
-        })?;
+        let bytes = decode_hex(text.trim())
+            .filter(|b| b.len() >= 32)
+            .ok_or_else(|| KeyError::Read {
+                path: path.to_owned(),
+                message: "not 64 hex digits".into(),
+            })?;
         Ok(Key(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
     };
     if path.exists() {
@@ -96,13 +98,20 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 impl Key {
     fn mac(&self, parts: &[&str]) -> String {
         let tag = hmac::sign(&self.0, parts.join("\u{0}").as_bytes());
-        tag.as_ref().iter().take(TOKEN_HEX / 2).map(|b| format!("{b:02x}")).collect()
+        tag.as_ref()
+            .iter()
+            .take(TOKEN_HEX / 2)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The token of `rcpt`'s Reply-To address on `ticket`.
@@ -111,7 +120,12 @@ impl Key {
     }
 
     /// Which of `candidates` the token was minted for, if any.
-    pub fn check_reply_token<'a>(&self, ticket: i64, token: &str, candidates: &'a [String]) -> Option<&'a str> {
+    pub fn check_reply_token<'a>(
+        &self,
+        ticket: i64,
+        token: &str,
+        candidates: &'a [String],
+    ) -> Option<&'a str> {
         candidates
             .iter()
             .find(|c| constant_eq(&self.reply_token(ticket, c), token))
@@ -120,18 +134,30 @@ impl Key {
 
     /// The signature part of a Message-ID sent to `rcpt` on `ticket`.
     pub fn message_id_sig(&self, ticket: i64, rcpt: &str, nonce: &str) -> String {
-        self.mac(&["mid", &ticket.to_string(), &rcpt.to_ascii_lowercase(), nonce])
+        self.mac(&[
+            "mid",
+            &ticket.to_string(),
+            &rcpt.to_ascii_lowercase(),
+            nonce,
+        ])
     }
 }
 
 fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// `local+TICKET.TOKEN@domain` for `rcpt`, from the gateway's own address.
 pub fn reply_address(cfg: &Config, key: &Key, ticket: i64, rcpt: &str) -> String {
     match cfg.mail.from.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}+{ticket}.{}@{domain}", key.reply_token(ticket, rcpt)),
+        Some((local, domain)) => format!(
+            "{local}+{ticket}.{}@{domain}",
+            key.reply_token(ticket, rcpt)
+        ),
         None => cfg.mail.from.clone(),
     }
 }
@@ -154,9 +180,17 @@ pub fn signed_message_id(key: &Key, ticket: i64, rcpt: &str, hostname: &str) -> 
 }
 
 fn mint_parts(key: &Key, ticket: i64, rcpt: &str, hostname: &str) -> (String, String, String) {
-    let nonce = format!("{:x}{:012x}", crate::store::now_ms(), rand::random::<u64>() & 0xffff_ffff_ffff);
+    let nonce = format!(
+        "{:x}{:012x}",
+        crate::store::now_ms(),
+        rand::random::<u64>() & 0xffff_ffff_ffff
+    );
     let sig = key.message_id_sig(ticket, rcpt, &nonce);
-    (format!("<ms.{ticket}.{nonce}.{sig}@{hostname}>"), nonce, sig)
+    (
+        format!("<ms.{ticket}.{nonce}.{sig}@{hostname}>"),
+        nonce,
+        sig,
+    )
 }
 
 /// The addresses of one outbound mail to one recipient.
@@ -185,7 +219,8 @@ pub fn mint(cfg: &Config, key: &Key, ticket: i64, rcpt: &str) -> Minted {
 
 /// True when `rcpt` is one of our VERP bounce addresses (`local+b.…`).
 pub fn is_bounce_address(cfg: &Config, rcpt: &str) -> bool {
-    let (Some((local, domain)), Some((ours, our_domain))) = (rcpt.rsplit_once('@'), cfg.mail.from.rsplit_once('@'))
+    let (Some((local, domain)), Some((ours, our_domain))) =
+        (rcpt.rsplit_once('@'), cfg.mail.from.rsplit_once('@'))
     else {
         return false;
     };
@@ -220,10 +255,20 @@ mod tests {
         let k = test_key();
         let t = k.reply_token(42, "Ana@Cliente.example");
         assert_eq!(t.len(), TOKEN_HEX);
-        let who = vec!["bob@x.example".to_string(), "ana@cliente.example".to_string()];
-        assert_eq!(k.check_reply_token(42, &t, &who), Some("ana@cliente.example"));
+        let who = vec![
+            "bob@x.example".to_string(),
+            "ana@cliente.example".to_string(),
+        ];
+        assert_eq!(
+            k.check_reply_token(42, &t, &who),
+            Some("ana@cliente.example")
+        );
         assert_eq!(k.check_reply_token(43, &t, &who), None, "another ticket");
-        assert_eq!(k.check_reply_token(42, "000000000000", &who), None, "forged");
+        assert_eq!(
+            k.check_reply_token(42, "000000000000", &who),
+            None,
+            "forged"
+        );
     }
 
     #[test]
@@ -244,6 +289,9 @@ mod tests {
         let b = load_or_create(&path).unwrap();
         assert_eq!(a.reply_token(1, "x@y"), b.reply_token(1, "x@y"));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -172,7 +172,9 @@ impl Worker {
             duration_ms = ms,
             "delivery attempt"
         );
-        if let (Attempt::Failed { error }, "reply", Some(ticket)) = (&outcome, row.kind.as_str(), row.ticket_id) {
+        if let (Attempt::Failed { error }, "reply", Some(ticket)) =
+            (&outcome, row.kind.as_str(), row.ticket_id)
+        {
             // The technician wrote to the requester and it will never
             // arrive: say so on the ticket's thread.
             if let Err(e) = crate::outbound::failure::queue_failure_notice(

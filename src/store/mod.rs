@@ -64,7 +64,11 @@ impl Store {
 
     /// As `connect`, with how long a query may wait for a connection: when
     /// the database is down, inbound mail gets 451 after this long.
-    pub async fn connect_with(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Store, StoreError> {
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
         let dialect = if url.starts_with("sqlite:") {
             Dialect::Sqlite

@@ -191,11 +191,16 @@ impl Store {
     }
 
     /// The row whose VERP envelope sender is `mail_from`.
-    pub async fn outbox_by_envelope(&self, mail_from: &str) -> Result<Option<OutboxRow>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE mail_from = $1")))
-            .bind(mail_from)
-            .fetch_optional(self.pool())
-            .await?)
+    pub async fn outbox_by_envelope(
+        &self,
+        mail_from: &str,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(
+            sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE mail_from = $1")))
+                .bind(mail_from)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     /// Marks a row bounced; true the first time (so the technician is told once).
@@ -209,11 +214,16 @@ impl Store {
     }
 
     /// The row that sent the mail with this Message-ID, if we sent it.
-    pub async fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<OutboxRow>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE message_id = $1")))
-            .bind(message_id)
-            .fetch_optional(self.pool())
-            .await?)
+    pub async fn outbox_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        Ok(
+            sqlx::query_as(AssertSqlSafe(format!("{LIST} WHERE message_id = $1")))
+                .bind(message_id)
+                .fetch_optional(self.pool())
+                .await?,
+        )
     }
 
     pub async fn outbox_get(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {

@@ -78,10 +78,10 @@ impl Store {
     }
 
     pub async fn suppressions_list(&self) -> Result<Vec<SuppressionRow>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, ticket_id, rcpt, kind, reason, until_at, at FROM suppressions ORDER BY id")
-                .fetch_all(self.pool())
-                .await?,
+        Ok(sqlx::query_as(
+            "SELECT id, ticket_id, rcpt, kind, reason, until_at, at FROM suppressions ORDER BY id",
         )
+        .fetch_all(self.pool())
+        .await?)
     }
 }

@@ -48,8 +48,13 @@ impl Ticket {
     /// or an added participant (case-insensitive).
     pub fn is_participant(&self, addr: &str) -> bool {
         !addr.is_empty()
-            && (self.recipients().iter().any(|a| a.eq_ignore_ascii_case(addr))
-                || super::split_lines(&self.participants).iter().any(|a| a.eq_ignore_ascii_case(addr)))
+            && (self
+                .recipients()
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(addr))
+                || super::split_lines(&self.participants)
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(addr)))
     }
 }
 
@@ -206,7 +211,11 @@ impl Store {
 
     /// The ticket whose thread root is one of `ids`, if any.
     /// Lets `addr` post on the ticket from now on.
-    pub async fn ticket_add_participant(tx: &mut Tx, id: i64, addr: &str) -> Result<(), StoreError> {
+    pub async fn ticket_add_participant(
+        tx: &mut Tx,
+        id: i64,
+        addr: &str,
+    ) -> Result<(), StoreError> {
         let current: String = sqlx::query_scalar("SELECT participants FROM tickets WHERE id = $1")
             .bind(id)
             .fetch_one(&mut **tx)
