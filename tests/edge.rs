@@ -303,14 +303,7 @@ async fn database_outage_gives_451_then_recovers() {
     })
     .await;
     assert_eq!(r.code, 250);
-    let ids: Vec<String> = gw
-        .store
-        .messages_of_ticket(77)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.message_id)
-        .collect();
+    let ids: Vec<String> = support::thread_ids(&gw.store, 77).await;
     assert_eq!(ids, vec!["<up@c>"]);
     gw.stop(Duration::from_secs(5)).await;
 }

@@ -204,14 +204,7 @@ MIME-Version: 1.0\r\nContent-Type: text/html\r\n\r\n<table><td colspan=4><td row
     )
     .await;
     assert_eq!(r.code, 250, "{r:?}");
-    let ids: Vec<String> = gw
-        .store
-        .messages_of_ticket(77)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|m| m.message_id)
-        .collect();
+    let ids: Vec<String> = support::thread_ids(&gw.store, 77).await;
     assert_eq!(ids, vec!["<tbl@c>"]);
     gw.stop(Duration::from_secs(5)).await;
 }

@@ -210,3 +210,14 @@ pub async fn seed(store: &Store, subject: &str, id: i64, technicians: &[&str]) {
         .await
         .unwrap();
 }
+
+/// Message-IDs on a ticket's thread, oldest first.
+pub async fn thread_ids(store: &Store, ticket: i64) -> Vec<String> {
+    store
+        .messages_of_ticket(ticket)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect()
+}
