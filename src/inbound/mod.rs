@@ -14,6 +14,11 @@ pub mod subject;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a compiled subject matcher is reused before parameter 417 and
+/// its template are read again.
+const MATCHER_TTL: Duration = Duration::from_secs(2);
 
 use tokio::sync::Notify;
 
@@ -80,7 +85,7 @@ pub struct Inbound {
     pub(crate) wake: Arc<Notify>,
     /// The matcher compiled from template 417's subject, rebuilt when the
     /// subject text changes (the CLI may change it while we run).
-    matcher: Mutex<Option<(String, SubjectMatcher)>>,
+    matcher: Mutex<Option<(String, SubjectMatcher, Instant)>>,
     /// Group commit of threaded replies (see store::batch).
     batcher: Batcher<(Outcome, bool), InboundError>,
 }
@@ -100,9 +105,23 @@ impl Inbound {
     /// The matcher in force: the config override, else one derived from the
     /// subject of template 417, else the built-in fallback.
     pub async fn matcher(&self) -> Result<SubjectMatcher, InboundError> {
+        // On the per-message path: reuse the matcher for a moment instead of
+        // reading parameter 417 and its template for every message. A
+        // template change applies within MATCHER_TTL.
+        {
+            let cache = self.matcher.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, m, at)) = cache.as_ref() {
+                if self.cfg.inbound.subject_pattern.is_some() || at.elapsed() < MATCHER_TTL {
+                    return Ok(m.clone());
+                }
+            }
+        }
         if let Some(p) = &self.cfg.inbound.subject_pattern {
             // validate() already compiled it once.
-            return Ok(SubjectMatcher::from_regex(p).unwrap_or_else(|_| SubjectMatcher::fallback()));
+            let m = SubjectMatcher::from_regex(p).unwrap_or_else(|_| SubjectMatcher::fallback());
+            *self.matcher.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((p.clone(), m.clone(), Instant::now()));
+            return Ok(m);
         }
         let subject = match outbound::current_template(&self.store).await {
             Ok(t) => t.row.subject,
@@ -110,8 +129,9 @@ impl Inbound {
             Err(_) => String::new(),
         };
         let mut cache = self.matcher.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((s, m)) = cache.as_ref() {
+        if let Some((s, m, at)) = cache.as_mut() {
             if *s == subject {
+                *at = Instant::now();
                 return Ok(m.clone());
             }
         }
@@ -119,7 +139,7 @@ impl Inbound {
             tracing::warn!(error = %e, "template 417 gives no subject pattern; using the built-in one");
             SubjectMatcher::fallback()
         });
-        *cache = Some((subject, m.clone()));
+        *cache = Some((subject, m.clone(), Instant::now()));
         Ok(m)
     }
 
