@@ -28,6 +28,19 @@ pub struct Found<'x> {
 }
 
 impl Found<'_> {
+    /// Detached from the message it was read from (its bytes copied when
+    /// they were borrowed), so it can travel with `Parsed`.
+    pub fn into_owned(self) -> Found<'static> {
+        Found {
+            bytes: Cow::Owned(self.bytes.into_owned()),
+            name: self.name,
+            content_type: self.content_type,
+            inline: self.inline,
+            content_id: self.content_id,
+            note: self.note,
+        }
+    }
+
     pub fn over(&self, max: usize) -> bool {
         self.bytes.len() > max
     }

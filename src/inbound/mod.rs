@@ -155,8 +155,8 @@ impl Inbound {
             mail_from: String::new(),
             rcpt_to: Vec::new(),
         };
-        let found = signals::collect(self, &env, p).await?;
-        Ok(found.first().copied().map(|(by, id)| (id, by)))
+        let s = signals::collect(self, &env, p).await?;
+        Ok(s.found.first().copied().map(|(by, id)| (id, by)))
     }
 
     /// Mail from the gateway itself, or carrying one of its own signed
@@ -225,7 +225,7 @@ impl Inbound {
         if matches!(kind, Kind::List | Kind::FeedbackReport) {
             return self.quarantine(env, raw, &p, kind, kind.reason()).await;
         }
-        let found = signals::collect(self, env, &p).await?;
+        let signals::Signals { found, tickets } = signals::collect(self, env, &p).await?;
         let Some((ticket_id, agreeing)) = signals::decide(&found) else {
             if kind == Kind::AutoReply {
                 return self.quarantine(env, raw, &p, kind, kind.reason()).await;
@@ -233,7 +233,12 @@ impl Inbound {
             let reason = "no ticket matches the subject or the thread headers";
             return self.unmatched(env, raw, &p, reason).await;
         };
-        let Some(ticket) = self.store.ticket_get(ticket_id).await? else {
+        let known = tickets.into_iter().find(|t| t.id == ticket_id);
+        let ticket = match known {
+            Some(t) => Some(t),
+            None => self.store.ticket_get(ticket_id).await?,
+        };
+        let Some(ticket) = ticket else {
             return self.unmatched(env, raw, &p, "the ticket vanished").await;
         };
         // Knowing a ticket number is not enough to write on it: the sender
@@ -423,13 +428,12 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
             false,
         ));
     };
-    // The files, read again from the same bytes (cheap next to the
-    // commit), so `Parsed` stays small and `quarantine release` gets
-    // them too. Listed in this transaction, bytes deduplicated by hash.
-    let mime = mail_parser::MessageParser::default().parse(raw);
-    let found = mime.as_ref().map(attachments::collect).unwrap_or_default();
+    // The files were read with the rest of the message, outside this
+    // (shared, serial) transaction; here they are only listed, bytes
+    // deduplicated by hash.
+    let found = &p.attachments;
     let max = job.cfg.inbound.max_attachment_bytes;
-    for a in &found {
+    for a in found {
         let note = a.note(max);
         let new = NewAttachment {
             message_id: row_id,

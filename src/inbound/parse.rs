@@ -23,6 +23,8 @@ pub struct Parsed {
     pub thread_ids: Vec<String>,
     pub from: String,
     pub text: String,
+    /// The files attached, read in the same pass as everything else.
+    pub attachments: Vec<super::attachments::Found<'static>>,
 }
 
 fn ids(v: &HeaderValue<'_>) -> Vec<String> {
@@ -131,6 +133,10 @@ pub fn parse<'x>(raw: &'x [u8], hostname: &str) -> Option<(Parsed, mail_parser::
         thread_ids,
         from,
         text,
+        attachments: super::attachments::collect(&msg)
+            .into_iter()
+            .map(|a| a.into_owned())
+            .collect(),
     };
     Some((parsed, msg))
 }

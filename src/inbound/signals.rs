@@ -7,6 +7,7 @@
 
 use super::{Envelope, Inbound, InboundError, parse};
 use crate::outbound::token;
+use crate::store::tickets::Ticket;
 
 /// How the ticket was found, for logs, `matched_by` and `replay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,13 +36,28 @@ pub async fn collect(
     inb: &Inbound,
     env: &Envelope,
     p: &parse::Parsed,
-) -> Result<Vec<(MatchedBy, i64)>, InboundError> {
+) -> Result<Signals, InboundError> {
     let cfg = &inb.cfg;
     let mut out = Vec::new();
+    // Tickets read while checking signals, so the caller does not read the
+    // chosen one again.
+    let mut tickets: Vec<Ticket> = Vec::new();
+    async fn ticket(
+        inb: &Inbound,
+        seen: &mut Vec<Ticket>,
+        id: i64,
+    ) -> Result<Option<Ticket>, InboundError> {
+        if let Some(t) = seen.iter().find(|t| t.id == id) {
+            return Ok(Some(t.clone()));
+        }
+        let t = inb.store.ticket_get(id).await?;
+        seen.extend(t.clone());
+        Ok(t)
+    }
     let key = token::key(cfg).map_err(crate::outbound::OutboundError::from)?;
     for rcpt in &env.rcpt_to {
         if let Some((id, tok)) = token::parse_reply_address(cfg, rcpt) {
-            if let Some(t) = inb.store.ticket_get(id).await? {
+            if let Some(t) = ticket(inb, &mut tickets, id).await? {
                 if key.check_reply_token(id, tok, &t.recipients()).is_some() {
                     out.push((MatchedBy::Token, id));
                     break;
@@ -51,13 +67,13 @@ pub async fn collect(
     }
     let matcher = inb.matcher().await?;
     if let Some(id) = matcher.find(&p.subject) {
-        if inb.store.ticket_get(id).await?.is_some() {
+        if ticket(inb, &mut tickets, id).await?.is_some() {
             out.push((MatchedBy::Subject, id));
         }
     }
     for mid in p.thread_ids.iter().rev() {
         if let Some((id, nonce, sig)) = token::parse_message_id(mid, &cfg.smtp.hostname) {
-            if let Some(t) = inb.store.ticket_get(id).await? {
+            if let Some(t) = ticket(inb, &mut tickets, id).await? {
                 if t.recipients()
                     .iter()
                     .any(|r| key.message_id_sig(id, r, nonce) == sig)
@@ -75,7 +91,17 @@ pub async fn collect(
     if let Some(id) = by_refs {
         out.push((MatchedBy::References, id));
     }
-    Ok(out)
+    Ok(Signals {
+        found: out,
+        tickets,
+    })
+}
+
+/// Every signal found, strongest first, each with the ticket it names, and
+/// the tickets already read on the way.
+pub struct Signals {
+    pub found: Vec<(MatchedBy, i64)>,
+    pub tickets: Vec<Ticket>,
 }
 
 /// The ticket the strongest signal names, and every signal that agrees.
