@@ -260,29 +260,7 @@ async fn sigterm_inside_data_commits_and_exits_zero() {
 async fn database_outage_gives_451_then_recovers() {
     let tdb = TestDb::new(Db::Postgres).await;
     let gw = gateway(&tdb, |c| c.database.acquire_timeout_secs = 1).await;
-    let name = url::Url::parse(&tdb.url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    let admin = || async {
-        use sqlx::Connection;
-        sqlx::PgConnection::connect(&support::pg_admin_url())
-            .await
-            .unwrap()
-    };
-    let mut a = admin().await;
-    let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .execute(&mut a)
-        .await
-        .unwrap();
-    run(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .execute(&mut a)
-    .await
-    .unwrap();
+    tdb.set_available(false).await;
     let m =
         |id: &str| format!("Subject: [HD #77] x\r\nMessage-ID: <{id}@c>\r\n\r\nx\r\n").into_bytes();
     let r = deliver(
@@ -293,10 +271,7 @@ async fn database_outage_gives_451_then_recovers() {
     )
     .await;
     assert_eq!(r.code, 451, "{r:?}");
-    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .execute(&mut a)
-        .await
-        .unwrap();
+    tdb.set_available(true).await;
     let r = support::wait_until("recovery", Duration::from_secs(20), || async {
         let r = deliver(gw.smtp_addr(), "ana@cliente.example", &[GATEWAY], &m("up")).await;
         (r.code == 250).then_some(r)

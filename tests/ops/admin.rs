@@ -191,28 +191,7 @@ async fn readyz_follows_the_database() {
     let mut d = spawn(&conf, smtp, &[]);
     readyz(admin, 200, Duration::from_secs(20)).await;
 
-    let name = url::Url::parse(&tdb.url)
-        .unwrap()
-        .path()
-        .trim_start_matches('/')
-        .to_owned();
-    let mut a = {
-        use sqlx::Connection;
-        sqlx::PgConnection::connect(&support::pg_admin_url())
-            .await
-            .unwrap()
-    };
-    let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
-    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
-        .execute(&mut a)
-        .await
-        .unwrap();
-    run(format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .execute(&mut a)
-    .await
-    .unwrap();
+    tdb.set_available(false).await;
     let why = readyz(admin, 503, Duration::from_secs(15)).await;
     assert!(why.starts_with("database not answering"), "{why}");
     assert_eq!(why.lines().count(), 1, "{why}");
@@ -225,10 +204,7 @@ async fn readyz_follows_the_database() {
             .all(|s| s.name != "mensageria_outbox")
     );
 
-    run(format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
-        .execute(&mut a)
-        .await
-        .unwrap();
+    tdb.set_available(true).await;
     readyz(admin, 200, Duration::from_secs(20)).await;
     assert!(
         metrics(admin)

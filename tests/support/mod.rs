@@ -76,6 +76,26 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// PostgreSQL only: refuse (and cut) or allow connections to this
+    /// database, to play a database outage.
+    pub async fn set_available(&self, available: bool) {
+        use sqlx::Connection;
+        let name = self.pg_name.as_deref().expect("a PostgreSQL test database");
+        let mut admin = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+        let mut sql = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {available};");
+        if !available {
+            sql += &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+            );
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let Some(name) = self.pg_name.take() else {
