@@ -16,7 +16,7 @@
 # on exit (trap). Postgres: 127.0.0.1:5432, trust auth; a scratch database is
 # created and dropped. Postfix is installed from Debian when missing.
 # Knobs (environment): MESSAGES, SINK_MESSAGES, SESSIONS_LIST, SIZE,
-# LOAD_SESSIONS, LOAD_MESSAGES, OUT_MESSAGES, IDLE_SESSIONS, PG_ADMIN,
+# LOAD_SESSIONS, LOAD_MESSAGES, OUT_MESSAGES, IDLE_SESSIONS, PG_ADMIN, PARTS,
 # GW_PORT, POSTFIX_PORT, SINK_PORT, POINT_TIMEOUT, KEEP_WORK=1, SKIP_CRITERION=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,10 @@ SESSIONS_LIST=${SESSIONS_LIST:-"1 10 50 200"}
 SIZE=${SIZE:-5000}                    # smtp-source -l: body bytes
 LOAD_SESSIONS=${LOAD_SESSIONS:-50}
 LOAD_MESSAGES=${LOAD_MESSAGES:-40}    # per session
-OUT_MESSAGES=${OUT_MESSAGES:-500}  # the relay does ~22/s (lettre, see BENCHMARKS.md)
+OUT_MESSAGES=${OUT_MESSAGES:-5000}
+# Which parts run (a subset gives a partial table): inbound (smtp-source
+# sweep), load (mensageria-load), idle (RSS), outbound.
+PARTS=${PARTS:-"inbound load idle outbound"}
 IDLE_SESSIONS=${IDLE_SESSIONS:-1000}
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
 GW_PORT=${GW_PORT:-2525}
@@ -49,6 +52,7 @@ PIDS=()            # every background process started here
 POSTFIX_UP=""
 PG_DBS=()
 
+has() { [[ " $PARTS " == *" $1 "* ]]; }
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 now() { date +%s.%N; }
@@ -348,37 +352,45 @@ log "work directory $WORK"
 spawn smtp-sink smtp-sink -u nobody "127.0.0.1:$SINK_PORT" 1024
 wait_smtp "$SINK_PORT"
 
-log "smtp-sink (protocol ceiling)"
-sweep sink "$SINK_PORT" "$SINK_MESSAGES"
-load_run sink "$SINK_PORT"
+if has inbound || has load; then
+  log "smtp-sink (protocol ceiling)"
+  has inbound && sweep sink "$SINK_PORT" "$SINK_MESSAGES"
+  has load && load_run sink "$SINK_PORT"
 
-log "Postfix $(postconf -d -h mail_version) (queue fsync, discard transport)"
-start_postfix
-sweep postfix "$POSTFIX_PORT" "$MESSAGES"
-load_run postfix "$POSTFIX_PORT"
-postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 && POSTFIX_UP=""
+  log "Postfix $(postconf -d -h mail_version) (queue fsync, discard transport)"
+  start_postfix
+  has inbound && sweep postfix "$POSTFIX_PORT" "$MESSAGES"
+  has load && load_run postfix "$POSTFIX_PORT"
+  postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 && POSTFIX_UP=""
+fi
 
 for kind in sqlite postgres; do
-  log "gateway on $kind"
-  url=$(db_url "in_$kind" "$kind")
-  cfg=$(write_config "$WORK/in_$kind" "$url")
-  seed "$cfg" load
-  start_gateway "$cfg" "in-$kind"
-  sweep "gw-$kind" "$GW_PORT" "$MESSAGES" "$url"
-  load_run "gw-$kind" "$GW_PORT" "$url"
-  idle_rss "gw-$kind"
-  stop_pid "$GW_PID"
-  log "outbound relay on $kind"
-  outbound "relay-$kind" "$kind"
+  if has inbound || has load || has idle; then
+    log "gateway on $kind"
+    url=$(db_url "in_$kind" "$kind")
+    cfg=$(write_config "$WORK/in_$kind" "$url")
+    seed "$cfg" load
+    start_gateway "$cfg" "in-$kind"
+    has inbound && sweep "gw-$kind" "$GW_PORT" "$MESSAGES" "$url"
+    has load && load_run "gw-$kind" "$GW_PORT" "$url"
+    has idle && idle_rss "gw-$kind"
+    stop_pid "$GW_PID"
+  fi
+  if has outbound; then
+    log "outbound relay on $kind"
+    outbound "relay-$kind" "$kind"
+  fi
 done
 
-log "smtp-source -d → smtp-sink, $OUT_MESSAGES messages of $OUT_SIZE bytes, 1 and 4 connections"
-for s in 1 4; do
-  t0=$(now)
-  timeout "$POINT_TIMEOUT" smtp-source -d -s "$s" -m "$OUT_MESSAGES" -l "$OUT_SIZE" -M gw.bench.example \
-    -f chamados@suporte.example -t requerente@cliente.example "127.0.0.1:$SINK_PORT" 2>/dev/null || true
-  OUT[source-$s]=$(calc "$OUT_MESSAGES / ($(now) - $t0)")
-done
+if has outbound; then
+  log "smtp-source -d → smtp-sink, $OUT_MESSAGES messages of $OUT_SIZE bytes, 1 and 4 connections"
+  for s in 1 4; do
+    t0=$(now)
+    timeout "$POINT_TIMEOUT" smtp-source -d -s "$s" -m "$OUT_MESSAGES" -l "$OUT_SIZE" -M gw.bench.example \
+      -f chamados@suporte.example -t requerente@cliente.example "127.0.0.1:$SINK_PORT" 2>/dev/null || true
+    OUT[source-$s]=$(calc "$OUT_MESSAGES / ($(now) - $t0)")
+  done
+fi
 
 PIPELINE="skipped"
 if [ -z "${SKIP_CRITERION:-}" ]; then
@@ -397,9 +409,9 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   printf '%-8s | %9s | %8s | %9s | %11s | %14s | %10s | %11s | %7s\n' sessions smtp-sink postfix "gw sqlite" "gw postgres" "sqlite/postfix" "pg/postfix" "sqlite/sink" "pg/sink"
   for s in $SESSIONS_LIST; do
     printf '%-8s | %9s | %8s | %9s | %11s | %14s | %10s | %11s | %7s\n' "$s" \
-      "${RATE[sink,$s]}" "${RATE[postfix,$s]}" "${RATE[gw-sqlite,$s]}" "${RATE[gw-postgres,$s]}" \
-      "$(ratio "${RATE[gw-sqlite,$s]}" "${RATE[postfix,$s]}")" "$(ratio "${RATE[gw-postgres,$s]}" "${RATE[postfix,$s]}")" \
-      "$(ratio "${RATE[gw-sqlite,$s]}" "${RATE[sink,$s]}")" "$(ratio "${RATE[gw-postgres,$s]}" "${RATE[sink,$s]}")"
+      "${RATE[sink,$s]:-}" "${RATE[postfix,$s]:-}" "${RATE[gw-sqlite,$s]:-}" "${RATE[gw-postgres,$s]:-}" \
+      "$(ratio "${RATE[gw-sqlite,$s]:-}" "${RATE[postfix,$s]:-}")" "$(ratio "${RATE[gw-postgres,$s]:-}" "${RATE[postfix,$s]:-}")" \
+      "$(ratio "${RATE[gw-sqlite,$s]:-}" "${RATE[sink,$s]:-}")" "$(ratio "${RATE[gw-postgres,$s]:-}" "${RATE[sink,$s]:-}")"
   done
   errs=""
   for k in "${!ERR[@]}"; do [ "${ERR[$k]}" != 0 ] && errs="$errs $k:${ERR[$k]}"; done
@@ -418,6 +430,8 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   printf '%-42s | %8s\n' "gateway relay, PostgreSQL outbox" "${OUT[relay-postgres]:-}"
   printf '%-42s | %8s\n' "smtp-source -d, 1 connection" "${OUT[source-1]:-}"
   printf '%-42s | %8s\n' "smtp-source -d, 4 connections" "${OUT[source-4]:-}"
+  printf '%-42s | %8s\n' "relay SQLite / smtp-source 1 connection" "$(ratio "${OUT[relay-sqlite]:-}" "${OUT[source-1]:-}")"
+  printf '%-42s | %8s\n' "relay PostgreSQL / smtp-source 1 connection" "$(ratio "${OUT[relay-postgres]:-}" "${OUT[source-1]:-}")"
   echo
   echo "Memory: gateway VmRSS with $IDLE_SESSIONS idle sessions (after the load above)"
   for t in gw-sqlite gw-postgres; do

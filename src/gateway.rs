@@ -63,7 +63,7 @@ impl Gateway {
         )
         .await?;
         store.migrate().await?;
-        let transport = relay::transport(&cfg.relay, &cfg.smtp.hostname)?;
+        let relay_client = Arc::new(relay::RelayClient::new(&cfg.relay, &cfg.smtp.hostname)?);
         let tls = match (&cfg.tls.cert_file, &cfg.tls.key_file) {
             (Some(c), Some(k)) => Some(listener::tls::Tls::new(c, k)?),
             _ => None,
@@ -87,7 +87,7 @@ impl Gateway {
                     limits: limits.clone(),
                     shutdown: shutdown.clone(),
                 };
-                let bound = admin::start(addr, state, transport.clone(), admin_stop.clone())
+                let bound = admin::start(addr, state, relay_client.clone(), admin_stop.clone())
                     .await
                     .map_err(|source| StartError::Admin {
                         addr: addr.clone(),
@@ -111,7 +111,7 @@ impl Gateway {
         let worker = relay::Worker {
             store: store.clone(),
             cfg: cfg.clone(),
-            transport,
+            client: relay_client,
             owner: format!(
                 "{}:{}:{:08x}",
                 cfg.smtp.hostname,

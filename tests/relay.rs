@@ -1,6 +1,7 @@
 //! The outbound path against a real SMTP relay on loopback: a relay that is
 //! down at first gets the mail once it is up (after a retry, exactly once);
-//! a relay that refuses with 5xx fails the row with its reason, no retries.
+//! a relay that refuses with 5xx fails the row with its reason, no retries;
+//! the relay client reuses its sessions and replaces a stale one.
 
 mod support;
 
@@ -198,3 +199,108 @@ both_databases!(
     temporary_refusals_then_delivered_once,
     refused_recipient_fails_and_technician_is_told
 );
+
+fn relay_cfg(port: u16) -> mensageria::config::RelayConfig {
+    let mut c = Config::default().relay;
+    c.url = format!("smtp://127.0.0.1:{port}");
+    c.pool_size = 1;
+    c
+}
+
+fn envelope(to: &str) -> lettre::address::Envelope {
+    lettre::address::Envelope::new(
+        Some("chamados@suporte.example".parse().unwrap()),
+        vec![to.parse().unwrap()],
+    )
+    .unwrap()
+}
+
+fn mail(n: u32) -> Vec<u8> {
+    format!("Message-ID: <{n}@gw.test>\r\nSubject: n{n}\r\n\r\n.leading dot {n}\r\n").into_bytes()
+}
+
+#[tokio::test]
+async fn relay_client_reuses_sessions_and_replaces_stale_ones() {
+    use mensageria::relay::{RelayClient, SendError};
+    let sink = Sink::start().await;
+    let client = RelayClient::new(&relay_cfg(sink.addr.port()), "gw.test").unwrap();
+
+    // One session carries many mails.
+    for n in 0..10 {
+        client
+            .send(&envelope("ana@cliente.example"), &mail(n))
+            .await
+            .unwrap();
+    }
+    assert_eq!(*sink.sessions.lock().unwrap(), 1, "ten mails, one session");
+
+    // The relay now drops every session after one mail, silently: the next
+    // mail finds the pooled session dead at MAIL FROM and goes once on a
+    // new one, with no error for the caller.
+    *sink.close_after.lock().unwrap() = Some(1);
+    for n in 10..15 {
+        client
+            .send(&envelope("ana@cliente.example"), &mail(n))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        *sink.sessions.lock().unwrap(),
+        6,
+        "one new session per mail"
+    );
+    *sink.close_after.lock().unwrap() = None;
+
+    // A refused recipient is a permanent error with the relay's words; the
+    // session is reset and carries the next mail.
+    *sink.refuse_rcpt.lock().unwrap() =
+        Some(("x@cliente.example".into(), "550 5.1.1 no such user"));
+    let sessions = *sink.sessions.lock().unwrap();
+    let err = client
+        .send(&envelope("x@cliente.example"), &mail(15))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Permanent(m) if m.contains("no such user")),
+        "{err:?}"
+    );
+    client
+        .send(&envelope("ana@cliente.example"), &mail(16))
+        .await
+        .unwrap();
+    assert!(*sink.sessions.lock().unwrap() <= sessions + 1);
+
+    // A 4xx at end of data is temporary.
+    sink.script.lock().unwrap().push("451 4.3.0 busy");
+    let err = client
+        .send(&envelope("ana@cliente.example"), &mail(17))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Temporary(m) if m.contains("busy")),
+        "{err:?}"
+    );
+
+    let got = sink.messages();
+    let ids: Vec<u32> = got
+        .iter()
+        .map(|m| {
+            let t = String::from_utf8_lossy(&m.data);
+            t.split("<")
+                .nth(1)
+                .unwrap()
+                .split('@')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        (0..15).chain([16]).collect::<Vec<_>>(),
+        "each mail once, in order"
+    );
+    assert!(String::from_utf8_lossy(&got[3].data).contains("\r\n.leading dot 3\r\n"));
+    client.close().await;
+}

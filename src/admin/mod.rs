@@ -12,13 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use lettre::{AsyncSmtpTransport, Tokio1Executor};
 use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::listener::limits::Limits;
+use crate::relay::RelayClient;
 use crate::store::{Store, now_ms};
 
 /// What the handlers read. Cloned per connection.
@@ -36,13 +36,13 @@ pub struct State {
 pub async fn start(
     addr: &str,
     state: State,
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    relay: Arc<RelayClient>,
     stop: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let window = Duration::from_secs(state.cfg.admin.relay_reachable_minutes * 60);
-    tokio::spawn(probe_relay(transport, window, state.shutdown.clone()));
+    tokio::spawn(probe_relay(relay, window, state.shutdown.clone()));
     tokio::spawn(http::serve(listener, state, stop));
     Ok(bound)
 }
@@ -129,13 +129,9 @@ pub fn relay_reachable(now: i64, window: Duration) -> bool {
 }
 
 /// Keeps the relay's reachability fresh when little mail flows: an EHLO
-/// (lettre's `test_connection`, through the worker's pool) whenever no
+/// (a new session: greeting, EHLO, QUIT) whenever no
 /// success is newer than half the window, or the last event was a failure.
-pub async fn probe_relay(
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    window: Duration,
-    shutdown: CancellationToken,
-) {
+pub async fn probe_relay(relay: Arc<RelayClient>, window: Duration, shutdown: CancellationToken) {
     // Often enough to turn ready within a minute of the relay's return.
     let every = (window / 4).clamp(Duration::from_secs(5), Duration::from_secs(60));
     loop {
@@ -149,7 +145,7 @@ pub async fn probe_relay(
         if !(stale || fail > ok) {
             continue;
         }
-        let reached = matches!(transport.test_connection().await, Ok(true));
+        let reached = relay.probe().await.is_ok();
         metrics::relay_reached(reached);
         tracing::debug!(reached, "relay probe");
     }

@@ -67,13 +67,9 @@ pub async fn check(path: &Path, probe_relay: bool) -> anyhow::Result<()> {
         );
     }
     if probe_relay {
-        match crate::relay::transport(&cfg.relay, &cfg.smtp.hostname) {
-            Ok(t) => match t.test_connection().await {
-                Ok(true) => println!("ok: relay {} answers EHLO", cfg.relay.url),
-                Ok(false) => fail(format!(
-                    "relay {}: connected, but it does not answer",
-                    cfg.relay.url
-                )),
+        match crate::relay::RelayClient::new(&cfg.relay, &cfg.smtp.hostname) {
+            Ok(client) => match client.probe().await {
+                Ok(()) => println!("ok: relay {} answers EHLO", cfg.relay.url),
                 Err(e) => fail(format!("relay {}: {e}", cfg.relay.url)),
             },
             Err(e) => fail(format!("relay: {e}")),

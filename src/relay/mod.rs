@@ -1,23 +1,23 @@
 //! Relay: takes due outbox rows (claimed with an owner and a lease), sends
-//! their exact bytes through lettre's pooled SMTP transport, and records the
-//! outcome. A row is marked sent only after the relay's 250; temporary
+//! their exact bytes through the relay client's pooled sessions, and records
+//! the outcomes. A row is marked sent only after the relay's 250; temporary
 //! failures come back later with exponential back-off; permanent ones fail
 //! with the relay's answer as the reason.
 
+pub mod client;
 pub mod retry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, RelayConfig};
-use crate::store::outbox::Claimed;
+pub use client::{RelayClient, SendError};
+
+use crate::config::Config;
+use crate::store::outbox::{Claimed, Outcome};
 use crate::store::{Store, StoreError, now_ms};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,37 +61,11 @@ impl RelayTarget {
     }
 }
 
-/// Builds the pooled transport from config.
-pub fn transport(
-    cfg: &RelayConfig,
-    hello: &str,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, RelayError> {
-    RelayTarget::parse(&cfg.url).map_err(RelayError::Url)?;
-    let mut b = AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.url)
-        .map_err(|e| RelayError::Url(format!("relay.url: {e}")))?
-        .timeout(Some(Duration::from_secs(cfg.timeout_secs)))
-        .hello_name(lettre::transport::smtp::extension::ClientId::Domain(
-            hello.to_owned(),
-        ))
-        .pool_config(PoolConfig::new().max_size(cfg.pool_size.max(1)));
-    if let (Some(user), Some(file)) = (&cfg.username, &cfg.password_file) {
-        let password = std::fs::read_to_string(file).map_err(|source| RelayError::Password {
-            path: file.display().to_string(),
-            source,
-        })?;
-        b = b.credentials(Credentials::new(
-            user.clone(),
-            password.trim_end_matches(['\r', '\n']).to_owned(),
-        ));
-    }
-    Ok(b.build())
-}
-
 /// The worker that drains the outbox until shutdown.
 pub struct Worker {
     pub store: Store,
     pub cfg: Arc<Config>,
-    pub transport: AsyncSmtpTransport<Tokio1Executor>,
+    pub client: Arc<RelayClient>,
     /// Unique per process, so leases say who holds a row.
     pub owner: String,
     /// Woken when new mail is queued in this process.
@@ -106,14 +80,48 @@ pub enum Attempt {
     Failed { error: String },
 }
 
+impl Attempt {
+    fn name(&self) -> &'static str {
+        match self {
+            Attempt::Sent => "sent",
+            Attempt::Retry { .. } => "retry",
+            Attempt::Failed { .. } => "failed",
+        }
+    }
+
+    fn outcome(&self) -> Outcome<'_> {
+        match self {
+            Attempt::Sent => Outcome::Sent,
+            Attempt::Retry { at, error } => Outcome::Retry { at: *at, error },
+            Attempt::Failed { error } => Outcome::Failed { error },
+        }
+    }
+}
+
+/// One finished attempt on its way to the outbox.
+struct Done {
+    row: Claimed,
+    attempt: Attempt,
+    took: Duration,
+}
+
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let poll = Duration::from_millis(self.cfg.relay.poll_interval_ms.max(10));
         let lease_ms = (self.cfg.relay.lease_secs * 1000) as i64;
-        // As many mails in flight as the pool has connections: each send
+        // As many mails in flight as the pool has sessions: each send
         // waits on the relay's round trips, not on our CPU.
         let parallel = self.cfg.relay.pool_size.max(1) as usize;
-        let batch = (parallel * 8) as i64;
+        let batch = (parallel * 32) as i64;
+        // Outcomes are written by one recorder, many per transaction, so
+        // the senders never wait for a disk sync.
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let recorder = tokio::spawn(record(
+            self.store.clone(),
+            self.cfg.clone(),
+            self.owner.clone(),
+            done_rx,
+        ));
         loop {
             // Mail in hand is finished; a stop is honoured between batches,
             // so unclaimed rows stay for the next start or another instance.
@@ -124,7 +132,15 @@ impl Worker {
                 Ok(rows) if !rows.is_empty() => {
                     use futures_util::StreamExt;
                     futures_util::stream::iter(rows)
-                        .for_each_concurrent(parallel, |row| self.deliver(row))
+                        .for_each_concurrent(parallel, |row| {
+                            let (this, done_tx) = (&self, &done_tx);
+                            async move {
+                                let started = Instant::now();
+                                let attempt = this.attempt(&row).await;
+                                let took = started.elapsed();
+                                let _ = done_tx.send(Done { row, attempt, took });
+                            }
+                        })
                         .await;
                     continue;
                 }
@@ -137,64 +153,9 @@ impl Worker {
                 _ = tokio::time::sleep(poll) => {}
             }
         }
-    }
-
-    async fn deliver(&self, row: Claimed) {
-        let started = Instant::now();
-        let outcome = self.attempt(&row).await;
-        let ms = started.elapsed().as_millis() as u64;
-        let recorded = match &outcome {
-            Attempt::Sent => self.store.outbox_sent(row.id, &self.owner).await,
-            Attempt::Retry { at, error } => {
-                self.store
-                    .outbox_retry(row.id, &self.owner, *at, error)
-                    .await
-            }
-            Attempt::Failed { error } => self.store.outbox_failed(row.id, &self.owner, error).await,
-        };
-        let outcome_name = match &outcome {
-            Attempt::Sent => "sent",
-            Attempt::Retry { .. } => "retry",
-            Attempt::Failed { .. } => "failed",
-        };
-        crate::admin::metrics::delivery_attempt(outcome_name, Duration::from_millis(ms));
-        let error = match &outcome {
-            Attempt::Sent => "",
-            Attempt::Retry { error, .. } | Attempt::Failed { error } => error,
-        };
-        tracing::info!(
-            outbox_id = row.id,
-            message_id = %row.message_id,
-            rcpt = %row.rcpt_to.join(","),
-            attempt = row.attempts,
-            outcome = outcome_name,
-            error,
-            duration_ms = ms,
-            "delivery attempt"
-        );
-        if let (Attempt::Failed { error }, "reply", Some(ticket)) =
-            (&outcome, row.kind.as_str(), row.ticket_id)
-        {
-            // The technician wrote to the requester and it will never
-            // arrive: say so on the ticket's thread.
-            if let Err(e) = crate::outbound::failure::queue_failure_notice(
-                &self.store,
-                &self.cfg,
-                ticket,
-                &row.message_id,
-                &row.rcpt_to,
-                error,
-            )
-            .await
-            {
-                tracing::error!(outbox_id = row.id, error = %e, "cannot queue the failure notice");
-            }
-        }
-        if let Err(e) = recorded {
-            // The lease runs out and the row is tried again: a duplicate is
-            // possible only in this window, with the same Message-ID.
-            tracing::error!(outbox_id = row.id, error = %e, "cannot record delivery outcome");
-        }
+        drop(done_tx);
+        let _ = recorder.await;
+        self.client.close().await;
     }
 
     async fn attempt(&self, row: &Claimed) -> Attempt {
@@ -202,13 +163,11 @@ impl Worker {
             Ok(e) => e,
             Err(error) => return Attempt::Failed { error },
         };
-        match self.transport.send_raw(&envelope, &row.raw).await {
-            Ok(_) => Attempt::Sent,
-            Err(e) => {
-                let error = describe(&e);
-                if e.is_permanent() {
-                    Attempt::Failed { error }
-                } else if row.attempts >= self.cfg.relay.max_attempts as i64 {
+        match self.client.send(&envelope, &row.raw).await {
+            Ok(()) => Attempt::Sent,
+            Err(SendError::Permanent(error)) => Attempt::Failed { error },
+            Err(SendError::Temporary(error)) => {
+                if row.attempts >= self.cfg.relay.max_attempts as i64 {
                     Attempt::Failed {
                         error: format!("gave up after {} attempts: {error}", row.attempts),
                     }
@@ -220,6 +179,70 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Writes outcomes as they come, all that are waiting in one transaction,
+/// then logs them and tells the ticket about mail that will never arrive.
+async fn record(
+    store: Store,
+    cfg: Arc<Config>,
+    owner: String,
+    mut rx: mpsc::UnboundedReceiver<Done>,
+) {
+    let mut done = Vec::new();
+    while rx.recv_many(&mut done, 256).await > 0 {
+        let outcomes: Vec<_> = done
+            .iter()
+            .map(|d| (d.row.id, d.attempt.outcome()))
+            .collect();
+        let recorded = store.outbox_record(&owner, &outcomes).await;
+        for d in done.drain(..) {
+            report(&store, &cfg, &d, recorded.as_ref().err()).await;
+        }
+    }
+}
+
+async fn report(store: &Store, cfg: &Config, d: &Done, unrecorded: Option<&StoreError>) {
+    let (row, name) = (&d.row, d.attempt.name());
+    crate::admin::metrics::delivery_attempt(name, d.took);
+    let error = match &d.attempt {
+        Attempt::Sent => "",
+        Attempt::Retry { error, .. } | Attempt::Failed { error } => error,
+    };
+    tracing::info!(
+        outbox_id = row.id,
+        message_id = %row.message_id,
+        rcpt = %row.rcpt_to.join(","),
+        attempt = row.attempts,
+        outcome = name,
+        error,
+        duration_ms = d.took.as_millis() as u64,
+        "delivery attempt"
+    );
+    if let Some(e) = unrecorded {
+        // The lease runs out and the row is tried again: a duplicate is
+        // possible only in this window, with the same Message-ID.
+        tracing::error!(outbox_id = row.id, error = %e, "cannot record delivery outcome");
+        return;
+    }
+    if let (Attempt::Failed { error }, "reply", Some(ticket)) =
+        (&d.attempt, row.kind.as_str(), row.ticket_id)
+    {
+        // The technician wrote to the requester and it will never
+        // arrive: say so on the ticket's thread.
+        if let Err(e) = crate::outbound::failure::queue_failure_notice(
+            store,
+            cfg,
+            ticket,
+            &row.message_id,
+            &row.rcpt_to,
+            error,
+        )
+        .await
+        {
+            tracing::error!(outbox_id = row.id, error = %e, "cannot queue the failure notice");
         }
     }
 }
@@ -239,7 +262,7 @@ fn envelope(from: &str, to: &[String]) -> Result<Envelope, String> {
 }
 
 /// The relay's own words where it gave a reply, else lettre's description.
-fn describe(e: &lettre::transport::smtp::Error) -> String {
+pub(crate) fn describe(e: &lettre::transport::smtp::Error) -> String {
     let mut s = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(inner) = src {

@@ -40,6 +40,17 @@ pub struct Claimed {
     pub ticket_id: Option<i64>,
 }
 
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// The relay said 250.
+    Sent,
+    /// A temporary failure: due again at `at` (Unix ms).
+    Retry { at: i64, error: &'a str },
+    /// Refused for good, or attempts exhausted.
+    Failed { error: &'a str },
+}
+
 pub struct NewOutbox<'a> {
     pub ticket_id: Option<i64>,
     pub kind: &'a str,
@@ -137,16 +148,7 @@ impl Store {
 
     /// The relay accepted the mail.
     pub async fn outbox_sent(&self, id: i64, owner: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'sent', sent_at = $1, last_error = NULL, claimed_by = NULL, lease_until = NULL \
-             WHERE id = $2 AND claimed_by = $3",
-        )
-        .bind(now_ms())
-        .bind(id)
-        .bind(owner)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        self.outbox_record(owner, &[(id, Outcome::Sent)]).await
     }
 
     /// A temporary failure: try again at `next_attempt_at`.
@@ -157,30 +159,59 @@ impl Store {
         next_attempt_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $2, claimed_by = NULL, \
-             lease_until = NULL WHERE id = $3 AND claimed_by = $4",
-        )
-        .bind(next_attempt_at)
-        .bind(error)
-        .bind(id)
-        .bind(owner)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let retry = Outcome::Retry {
+            at: next_attempt_at,
+            error,
+        };
+        self.outbox_record(owner, &[(id, retry)]).await
     }
 
     /// A permanent failure, or attempts exhausted.
     pub async fn outbox_failed(&self, id: i64, owner: &str, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', last_error = $1, claimed_by = NULL, lease_until = NULL \
-             WHERE id = $2 AND claimed_by = $3",
-        )
-        .bind(error)
-        .bind(id)
-        .bind(owner)
-        .execute(self.pool())
-        .await?;
+        self.outbox_record(owner, &[(id, Outcome::Failed { error })])
+            .await
+    }
+
+    /// Records the outcomes of several delivery attempts in one transaction
+    /// (one disk sync for a whole batch). A row is updated only while
+    /// `owner` still holds it: a row whose lease ran out and that another
+    /// instance took over is left to that instance.
+    pub async fn outbox_record(
+        &self,
+        owner: &str,
+        outcomes: &[(i64, Outcome<'_>)],
+    ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.begin().await?;
+        for (id, outcome) in outcomes {
+            let q = match outcome {
+                Outcome::Sent => sqlx::query(
+                    "UPDATE outbox SET state = 'sent', sent_at = $1, last_error = NULL, claimed_by = NULL, \
+                     lease_until = NULL WHERE id = $2 AND claimed_by = $3",
+                )
+                .bind(now),
+                Outcome::Retry { at, .. } => sqlx::query(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $4, claimed_by = NULL, \
+                     lease_until = NULL WHERE id = $2 AND claimed_by = $3",
+                )
+                .bind(*at),
+                Outcome::Failed { error } => sqlx::query(
+                    "UPDATE outbox SET state = 'failed', last_error = $1, claimed_by = NULL, lease_until = NULL \
+                     WHERE id = $2 AND claimed_by = $3",
+                )
+                .bind(*error),
+            };
+            let q = q.bind(*id).bind(owner);
+            let q = match outcome {
+                Outcome::Retry { error, .. } => q.bind(*error),
+                _ => q,
+            };
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

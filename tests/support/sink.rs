@@ -24,6 +24,11 @@ pub struct Sink {
     pub script: Arc<Mutex<Vec<&'static str>>>,
     /// Recipients refused at RCPT with this reply.
     pub refuse_rcpt: Arc<Mutex<Option<(String, &'static str)>>>,
+    /// Connections accepted so far.
+    pub sessions: Arc<Mutex<u32>>,
+    /// When set, a session is closed without a word after this many
+    /// accepted mails, as a relay that drops idle clients does.
+    pub close_after: Arc<Mutex<Option<u32>>>,
 }
 
 impl Sink {
@@ -43,11 +48,14 @@ impl Sink {
             attempts: Arc::default(),
             script: Arc::default(),
             refuse_rcpt: Arc::default(),
+            sessions: Arc::default(),
+            close_after: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = l.accept().await {
                 let s = s.clone();
+                *s.sessions.lock().unwrap() += 1;
                 tokio::spawn(async move {
                     let _ = s.session(stream, refuse).await;
                 });
@@ -74,9 +82,18 @@ impl Sink {
             data: Vec::new(),
         };
         let mut line = Vec::new();
+        let mut accepted = 0;
         loop {
             line.clear();
             if r.read_until(b'\n', &mut line).await? == 0 {
+                return Ok(());
+            }
+            if self
+                .close_after
+                .lock()
+                .unwrap()
+                .is_some_and(|n| accepted >= n)
+            {
                 return Ok(());
             }
             let text = String::from_utf8_lossy(&line).trim_end().to_string();
@@ -136,6 +153,7 @@ impl Sink {
                     }
                     None => {
                         self.received.lock().unwrap().push(cur.clone());
+                        accepted += 1;
                         b"250 2.0.0 queued\r\n"
                     }
                 }
