@@ -425,7 +425,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
       "$(field "$l" p99_ms)" "$(field "$l" max_ms)" "$(field "$l" errors)" "$(field "$l" quarantined)" "$(field "$l" backlog)"
   done
   echo
-  echo "Outbound: $OUT_MESSAGES queued technician replies ($OUT_SIZE bytes each) → smtp-sink; messages/s"
+  echo "Outbound: $OUT_MESSAGES queued technician replies (${OUT_SIZE:-?} bytes each) → smtp-sink; messages/s"
   printf '%-42s | %8s\n' "gateway relay, SQLite outbox" "${OUT[relay-sqlite]:-}"
   printf '%-42s | %8s\n' "gateway relay, PostgreSQL outbox" "${OUT[relay-postgres]:-}"
   printf '%-42s | %8s\n' "smtp-source -d, 1 connection" "${OUT[source-1]:-}"

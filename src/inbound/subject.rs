@@ -149,6 +149,7 @@ impl SubjectMatcher {
         for text in [stripped, subject] {
             let prepared = match self.fold {
                 true => fold(text),
+                false if text.is_ascii() => collapse(text),
                 false => collapse(&text.nfc().collect::<String>()),
             };
             for re in &self.tiers {

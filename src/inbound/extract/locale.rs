@@ -31,7 +31,7 @@ static LOCALES: &[Locale] = &[
         opens: &["on", "at"], wrote: &["wrote", "writes"], original: &["original message"],
         forward: &["forwarded message", "begin forwarded (?:message|text)"],
         from: &["from"], date: &["sent", "date"], to: &["to", "cc"], subject: &["subject"],
-        mobile: &[r"sent from my\b", r"sent from (?:outlook|yahoo|mail|windows mail|mailbox|aol|proton ?mail|samsung|\[mail\])",
+        mobile: &[r"sent from my(?-u:\b)", r"sent from (?:outlook|yahoo|mail|windows mail|mailbox|aol|proton ?mail|samsung|\[mail\])",
             r"sent (?:via|with|using) \S+", r"get \[?outlook for", r"from my (?:iphone|ipad|android|mobile|phone|samsung|galaxy)",
             r"sent by galaxy", r"sent from a (?:phone|mobile)"],
     },
@@ -40,33 +40,33 @@ static LOCALES: &[Locale] = &[
         forward: &["mensagem encaminhada", "início da mensagem encaminhada", "mensagem reencaminhada"],
         from: &["de"], date: &["enviado", "enviada", "enviado em", "enviada em", "data"], to: &["para", "cc", "cco"],
         subject: &["assunto"],
-        mobile: &[r"enviado do meu\b", r"enviad[oa] (?:a partir )?d[oe] (?:meu |minha )?(?:iphone|ipad|android|smartphone|celular|tablet|samsung|galaxy|outlook|e-?mail|yahoo|dispositivo)",
-            r"enviad[oa] (?:via|pelo|pela) (?:o |a )?(?:app|aplicativo|outlook|gmail|yahoo|e-?mail|celular|iphone|android|smartphone)\b", r"obter (?:o )?outlook para", r"baixe o outlook para"],
+        mobile: &[r"enviado do meu(?-u:\b)", r"enviad[oa] (?:a partir )?d[oe] (?:meu |minha )?(?:iphone|ipad|android|smartphone|celular|tablet|samsung|galaxy|outlook|e-?mail|yahoo|dispositivo)",
+            r"enviad[oa] (?:via|pelo|pela) (?:o |a )?(?:app|aplicativo|outlook|gmail|yahoo|e-?mail|celular|iphone|android|smartphone)(?-u:\b)", r"obter (?:o )?outlook para", r"baixe o outlook para"],
     },
     Locale { // es
         opens: &["el"], wrote: &["escribió"], original: &["mensaje original"],
         forward: &["mensaje reenviado", "inicio del mensaje reenviado"],
         from: &["de"], date: &["enviado", "enviado el", "fecha"], to: &["para", "cc"], subject: &["asunto"],
-        mobile: &[r"enviado desde mi\b", r"enviado desde (?:outlook|yahoo|correo|mail)", r"obtener outlook para"],
+        mobile: &[r"enviado desde mi(?-u:\b)", r"enviado desde (?:outlook|yahoo|correo|mail)", r"obtener outlook para"],
     },
     Locale { // fr
         opens: &["le"], wrote: &[r"a\s+écrit"], original: &["message d'origine", "message original"],
         forward: &["message transféré", "début du message (?:transféré|réexpédié)"],
         from: &["de"], date: &["envoyé", "date"], to: &["à", "a", "cc"], subject: &["objet"],
-        mobile: &[r"envoyé (?:de|depuis) mon\b", r"obtenir outlook pour"],
+        mobile: &[r"envoyé (?:de|depuis) mon(?-u:\b)", r"obtenir outlook pour"],
     },
     Locale { // de
         opens: &["am"], wrote: &["schrieb"], original: &["ursprüngliche nachricht", "original-nachricht"],
         forward: &["weitergeleitete nachricht", "anfang der weitergeleiteten nachricht"],
         from: &["von"], date: &["gesendet", "datum"], to: &["an", "cc"], subject: &["betreff"],
-        mobile: &[r"von meinem .{1,40} gesendet", r"gesendet von meinem\b", r"gesendet mit \S+",
+        mobile: &[r"von meinem .{1,40} gesendet", r"gesendet von meinem(?-u:\b)", r"gesendet mit \S+",
             r"diese nachricht wurde von meinem .{1,80} gesendet"],
     },
     Locale { // it
         opens: &["il"], wrote: &["ha scritto"], original: &["messaggio originale"],
         forward: &["messaggio inoltrato", "inizio messaggio inoltrato"],
         from: &["da"], date: &["inviato", "data"], to: &["a", "cc"], subject: &["oggetto"],
-        mobile: &[r"inviato dal mio\b", r"inviato da (?:iphone|ipad|outlook|yahoo)"],
+        mobile: &[r"inviato dal mio(?-u:\b)", r"inviato da (?:iphone|ipad|outlook|yahoo)"],
     },
     Locale { // nl
         opens: &["op"], wrote: &["schreef", "geschreven"], original: &["oorspronkelijk bericht", "origineel bericht"],
@@ -78,7 +78,7 @@ static LOCALES: &[Locale] = &[
         opens: &["den"], wrote: &["skrev"], original: &["ursprungligt meddelande", "opprinnelig melding", "oprindelig meddelelse"],
         forward: &["vidarebefordrat meddelande", "videresendt melding"],
         from: &["från", "fra"], date: &["skickat", "sendt", "datum", "dato"], to: &["till", "til"], subject: &["ämne", "emne"],
-        mobile: &[r"skickat från min\b", r"sendt fra min\b"],
+        mobile: &[r"skickat från min(?-u:\b)", r"sendt fra min(?-u:\b)"],
     },
     Locale { // pl
         opens: &["dnia", "w dniu"], wrote: &[r"napisał(?:\(a\)|a)?"], original: &["oryginalna wiadomość", "wiadomość oryginalna"],
@@ -157,13 +157,13 @@ pub(super) fn rules() -> &'static Rules {
                 r"^(?:\d{4}-\d{1,2}-\d{1,2} \d{1,2}:\d{2} GMT[+-]\d{1,2}:?\d{2}",
                 r"|\d{4}/\d{1,2}/\d{1,2} [^:]*<[^\s<>]+@[^\s<>]+>?:?$)"
             )),
-            dated: re(r"\b(?:19|20)\d{2}\b|\d{1,2}[:.h]\d{2}|@"),
+            dated: re(r"(?-u:\b)(?:19|20)\d{2}(?-u:\b)|\d{1,2}[:.h]\d{2}|@"),
             email: re(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
             html_quote: re(concat!(
-                r#"<[a-z][a-z0-9]*\b[^>]*\b(?:class\s*=\s*["']?[^"'>]*\b(?:gmail_quote|yahoo_quoted|moz-cite-prefix)\b"#,
-                r#"|id\s*=\s*["']?(?:divrplyfwdmsg|appendonsend)\b)|<blockquote\b[^>]*\btype\s*=\s*["']?cite"#
+                r#"<[a-z][a-z0-9]*(?-u:\b)[^>]*(?-u:\b)(?:class\s*=\s*["']?[^"'>]*(?-u:\b)(?:gmail_quote|yahoo_quoted|moz-cite-prefix)(?-u:\b)"#,
+                r#"|id\s*=\s*["']?(?:divrplyfwdmsg|appendonsend)(?-u:\b))|<blockquote(?-u:\b)[^>]*(?-u:\b)type\s*=\s*["']?cite"#
             )),
-            word_p: re(r"(?i)<(/?)p\b"),
+            word_p: re(r"(?i)<(/?)p(?-u:\b)"),
         }
     })
 }

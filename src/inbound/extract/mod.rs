@@ -12,7 +12,7 @@ mod locale;
 
 use html2text::render::TextDecorator;
 use mail_parser::{Message, PartType};
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization};
 
 use locale::rules;
 
@@ -30,8 +30,25 @@ pub struct Extracted {
 
 /// The line as the rules see it: NFC, bold markers, NBSPs and bidi marks gone.
 fn norm(line: &str) -> String {
+    // Most lines are ASCII, or already NFC: composing them again is the
+    // costliest step of the whole inbound path, so it is skipped for them.
+    let composed;
+    let line = if line.is_ascii()
+        || unicode_normalization::is_nfc_quick(line.chars()) == IsNormalized::Yes
+    {
+        line
+    } else {
+        composed = line.nfc().collect::<String>();
+        &composed
+    };
+    if !line
+        .bytes()
+        .any(|b| b == b'*' || b >= 0x80)
+    {
+        return line.trim().to_owned();
+    }
     let s: String = line
-        .nfc()
+        .chars()
         .filter(|c| !matches!(c, '*' | '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{FEFF}'))
         .map(|c| {
             if matches!(c, '\u{A0}' | '\u{202F}') {
@@ -146,10 +163,10 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
             break;
         }
         let t = joined.trim_matches(|c| matches!(c, '-' | ' '));
-        let dated = r.dated.is_match(t);
-        // Zoho writes "---- On … wrote ----", without the colon.
-        let bare = r.opens.is_match(t) && r.wrote_bare.is_match(t);
-        if dated && (r.wrote.is_match(t) || bare) {
+        // Zoho writes "---- On … wrote ----", without the colon. The verb
+        // is looked for first: it rules out nearly every line cheaply.
+        let wrote = r.wrote.is_match(t) || (r.opens.is_match(t) && r.wrote_bare.is_match(t));
+        if wrote && r.dated.is_match(t) {
             return Some(k - i + 1);
         }
     }
@@ -199,7 +216,13 @@ pub fn extract_text(body: &str) -> Extracted {
     let norms: Vec<String> = raw.iter().map(|l| norm(l)).collect();
     // The same lines without their `>` prefixes, to see history inside a quote.
     let inner: Vec<&str> = raw.iter().map(|l| unquote(l)).collect();
-    let inner_norms: Vec<String> = inner.iter().map(|l| norm(l)).collect();
+    let inner_norms: Vec<String> = (0..raw.len())
+        .map(|i| match inner[i].len() == raw[i].len() {
+            // No quote prefix: the same line.
+            true => norms[i].clone(),
+            false => norm(inner[i]),
+        })
+        .collect();
     let n = raw.len();
     let mut out: Vec<&str> = Vec::new();
     // Where the signature starts, and where the quoted history starts.
