@@ -41,7 +41,7 @@ POINT_TIMEOUT=${POINT_TIMEOUT:-180}   # seconds, any one measured run
 SUBJECT_ID=1                          # the ticket smtp-source's subject names
 SUBJECT="RES: Solicitação nº ${SUBJECT_ID} - Impressoras"
 
-M=$ROOT/target/release/mensageria
+M=${M_BIN:-$ROOT/target/release/mensageria}  # M_BIN: another build, e.g. for perf
 LOAD=$ROOT/target/release/mensageria-load
 WORK=$(mktemp -d /tmp/mensageria-bench.XXXXXX)
 chmod 755 "$WORK" # Postfix's daemons run as the postfix user under it

@@ -85,7 +85,7 @@ pub struct Inbound {
     pub(crate) wake: Arc<Notify>,
     /// The matcher compiled from template 417's subject, rebuilt when the
     /// subject text changes (the CLI may change it while we run).
-    matcher: Mutex<Option<(String, SubjectMatcher, Instant)>>,
+    matcher: Mutex<Option<(String, Arc<SubjectMatcher>, Instant)>>,
     /// Group commit of threaded replies (see store::batch).
     batcher: Batcher<(Outcome, bool), InboundError>,
 }
@@ -104,10 +104,11 @@ impl Inbound {
 
     /// The matcher in force: the config override, else one derived from the
     /// subject of template 417, else the built-in fallback.
-    pub async fn matcher(&self) -> Result<SubjectMatcher, InboundError> {
+    pub async fn matcher(&self) -> Result<Arc<SubjectMatcher>, InboundError> {
         // On the per-message path: reuse the matcher for a moment instead of
         // reading parameter 417 and its template for every message. A
-        // template change applies within MATCHER_TTL.
+        // template change applies within MATCHER_TTL. Shared, not cloned: a
+        // cloned Regex starts with empty caches and rebuilds its automaton.
         {
             let cache = self.matcher.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((_, m, at)) = cache.as_ref() {
@@ -118,7 +119,9 @@ impl Inbound {
         }
         if let Some(p) = &self.cfg.inbound.subject_pattern {
             // validate() already compiled it once.
-            let m = SubjectMatcher::from_regex(p).unwrap_or_else(|_| SubjectMatcher::fallback());
+            let m = Arc::new(
+                SubjectMatcher::from_regex(p).unwrap_or_else(|_| SubjectMatcher::fallback()),
+            );
             *self.matcher.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((p.clone(), m.clone(), Instant::now()));
             return Ok(m);
@@ -135,10 +138,10 @@ impl Inbound {
                 return Ok(m.clone());
             }
         }
-        let m = SubjectMatcher::from_template(&subject).unwrap_or_else(|e| {
+        let m = Arc::new(SubjectMatcher::from_template(&subject).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "template 417 gives no subject pattern; using the built-in one");
             SubjectMatcher::fallback()
-        });
+        }));
         *cache = Some((subject, m.clone(), Instant::now()));
         Ok(m)
     }
