@@ -17,7 +17,11 @@ pub async fn allow_automatic(
         return Ok(false);
     }
     let since = now_ms() - (cfg.loops.window_secs as i64) * 1000;
-    let (all, on_ticket) = Store::automatic_mail_counts(tx, rcpt, ticket, since).await?;
+    let caps = (
+        cfg.loops.per_recipient,
+        cfg.loops.per_ticket_recipient,
+    );
+    let (all, on_ticket) = Store::automatic_mail_counts(tx, rcpt, ticket, since, caps).await?;
     let minutes = cfg.loops.window_secs / 60;
     let reason = if on_ticket >= cfg.loops.per_ticket_recipient {
         format!(

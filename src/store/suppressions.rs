@@ -52,26 +52,32 @@ impl Store {
     }
 
     /// Machine-made mails queued to `rcpt` since `since`, overall and on
-    /// `ticket` (technicians' replies by hand do not count).
+    /// `ticket` (technicians' replies by hand do not count); each count
+    /// stops at its cap, which is all the caller needs to know.
     pub async fn automatic_mail_counts(
         tx: &mut Tx,
         rcpt: &str,
         ticket: i64,
         since: i64,
+        caps: (i64, i64),
     ) -> Result<(i64, i64), StoreError> {
         let all: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE rcpt_to = $1 AND created_at > $2 AND kind <> 'reply'",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $2 \
+             AND kind <> 'reply' LIMIT $3) AS recent",
         )
         .bind(rcpt)
         .bind(since)
+        .bind(caps.0)
         .fetch_one(&mut **tx)
         .await?;
         let on_ticket: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE rcpt_to = $1 AND created_at > $2 AND kind <> 'reply' AND ticket_id = $3",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $2 \
+             AND kind <> 'reply' AND ticket_id = $3 LIMIT $4) AS recent",
         )
         .bind(rcpt)
         .bind(since)
         .bind(ticket)
+        .bind(caps.1)
         .fetch_one(&mut **tx)
         .await?;
         Ok((all, on_ticket))
