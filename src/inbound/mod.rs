@@ -274,10 +274,29 @@ impl Inbound {
         kind: Kind,
         release: Option<i64>,
     ) -> Result<Outcome, InboundError> {
+        // The technicians' copies are composed here, in this session's
+        // task, so that the shared transaction only decides and writes.
+        let prepared = if kind != Kind::AutoReply && ticket.status != "closed" {
+            let forwarded: Vec<_> = p
+                .attachments
+                .iter()
+                .map(attachments::Found::for_compose)
+                .collect();
+            let notice = Notice {
+                sender: author_of(env, &p),
+                subject: &p.subject,
+                text: &p.text,
+                attachments: &forwarded,
+            };
+            Some(outbound::prepare_notification(&self.store, &self.cfg, &ticket, &notice).await?)
+        } else {
+            None
+        };
         let job = ReplyJob {
             env: env.clone(),
             raw: raw.to_vec(),
             p,
+            prepared,
             ticket,
             matched_by: matched_by.to_owned(),
             kind,
@@ -373,11 +392,22 @@ struct ReplyJob {
     env: Envelope,
     raw: Vec<u8>,
     p: parse::Parsed,
+    /// The notification, composed before the commit.
+    prepared: Option<outbound::Prepared>,
     ticket: Ticket,
     matched_by: String,
     kind: Kind,
     release: Option<i64>,
     cfg: Arc<Config>,
+}
+
+/// Who wrote the reply: the From address, else the envelope sender.
+fn author_of<'a>(env: &'a Envelope, p: &'a parse::Parsed) -> &'a str {
+    if p.from.is_empty() {
+        &env.mail_from
+    } else {
+        &p.from
+    }
 }
 
 /// The writes of one reply inside a (batch) transaction: the message, its
@@ -397,11 +427,7 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
     let (env, raw, matched_by, kind, release) =
         (env, raw.as_slice(), matched_by.as_str(), *kind, *release);
     let ticket_id = ticket.id;
-    let author = if p.from.is_empty() {
-        &env.mail_from
-    } else {
-        &p.from
-    };
+    let author = author_of(env, p);
     let in_reply_to = p.in_reply_to.first().map(String::as_str);
     let refs = p.thread_ids.join(" ");
     let stored = Store::message_insert(
@@ -468,6 +494,8 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
             thread_ids: &p.thread_ids,
         };
         outbound::closed::on_reply(&mut *tx, &job.cfg, &ticket, &notice, &incoming).await?
+    } else if let Some(prepared) = &job.prepared {
+        outbound::queue_prepared(&mut *tx, &job.cfg, ticket_id, prepared).await?
     } else {
         outbound::queue_notification(&mut *tx, &job.cfg, &ticket, &notice).await?
     };

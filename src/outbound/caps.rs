@@ -12,16 +12,15 @@ pub async fn allow_automatic(
     rcpt: &str,
     kind: &str,
 ) -> Result<bool, StoreError> {
-    if let Some(reason) = bounced(tx, rcpt).await? {
+    let since = now_ms() - (cfg.loops.window_secs as i64) * 1000;
+    let caps = (cfg.loops.per_recipient, cfg.loops.per_ticket_recipient);
+    let state = Store::automatic_mail_state(tx, rcpt, ticket, since, caps).await?;
+    if let Some(until) = state.bounced_until {
+        let reason = bounce_reason(rcpt, until);
         Store::suppression_add(tx, Some(ticket), rcpt, kind, &reason, None).await?;
         return Ok(false);
     }
-    let since = now_ms() - (cfg.loops.window_secs as i64) * 1000;
-    let caps = (
-        cfg.loops.per_recipient,
-        cfg.loops.per_ticket_recipient,
-    );
-    let (all, on_ticket) = Store::automatic_mail_counts(tx, rcpt, ticket, since, caps).await?;
+    let (all, on_ticket) = (state.all, state.on_ticket);
     let minutes = cfg.loops.window_secs / 60;
     let reason = if on_ticket >= cfg.loops.per_ticket_recipient {
         format!(
@@ -39,10 +38,14 @@ pub async fn allow_automatic(
 
 /// Why `rcpt` is not mailed now, when it bounced permanently of late.
 pub async fn bounced(tx: &mut Tx, rcpt: &str) -> Result<Option<String>, StoreError> {
-    Ok(Store::bounced_until(tx, rcpt).await?.map(|until| {
-        format!(
-            "{rcpt} bounced permanently; not mailed until {}",
-            crate::cli::output::time(until)
-        )
-    }))
+    Ok(Store::bounced_until(tx, rcpt)
+        .await?
+        .map(|until| bounce_reason(rcpt, until)))
+}
+
+fn bounce_reason(rcpt: &str, until: i64) -> String {
+    format!(
+        "{rcpt} bounced permanently; not mailed until {}",
+        crate::cli::output::time(until)
+    )
 }

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod closed;
 pub mod compose;
 pub mod failure;
+mod notify;
 pub mod template;
 pub mod thread;
 pub mod token;
@@ -16,8 +17,10 @@ use crate::store::outbox::NewOutbox;
 use crate::store::params::TEMPLATE_PARAM;
 use crate::store::templates::TemplateRow;
 use crate::store::tickets::Ticket;
-use crate::store::{Store, StoreError, Tx};
+use crate::store::{Store, StoreError};
 use template::{Key, Template, TemplateError, Values};
+
+pub use notify::{Notice, Prepared, prepare_notification, queue_notification, queue_prepared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -134,7 +137,7 @@ pub struct Queued {
     pub message_id: String,
 }
 
-/// Thread headers for the next mail on a ticket, read inside `tx`.
+/// Thread headers for the next mail on a ticket.
 pub(crate) struct ThreadHeaders {
     pub in_reply_to: String,
     pub references: Vec<String>,
@@ -142,10 +145,10 @@ pub(crate) struct ThreadHeaders {
 }
 
 pub(crate) async fn thread_headers(
-    tx: &mut Tx,
+    conn: &mut sqlx::AnyConnection,
     ticket: &Ticket,
 ) -> Result<ThreadHeaders, StoreError> {
-    let ids = Store::thread_ids(tx, ticket.id, thread::MAX_REFERENCES).await?;
+    let ids = Store::thread_ids(conn, ticket.id, thread::MAX_REFERENCES).await?;
     let mut references = vec![ticket.thread_root.clone()];
     references.extend(ids.iter().filter(|i| **i != ticket.thread_root).cloned());
     let thread_index = if ids.is_empty() {
@@ -302,114 +305,3 @@ pub async fn preview(
     })?)
 }
 
-/// What a notification to the technicians says about one inbound reply.
-///
-/// Notifications are text only by design: `text` is what inbound extracted
-/// as plain text, and the requester's HTML is never passed on as HTML, so
-/// nothing in it (scripts, tracking pixels, forms) reaches a technician's
-/// mail client. Its inline images come along as attachments.
-pub struct Notice<'a> {
-    pub sender: &'a str,
-    pub subject: &'a str,
-    pub text: &'a str,
-    /// The reply's files, forwarded up to `[inbound] max_attachment_bytes`
-    /// each; a bigger one is named in the text instead.
-    pub attachments: &'a [compose::Attachment<'a>],
-}
-
-/// Queues the notification of a requester's reply to each of the ticket's
-/// technicians (one mail each: each gets its own Reply-To token and signed
-/// Message-ID), threaded under the ticket's earlier mail, inside the
-/// transaction that stores the reply. Returns the last row queued; None when
-/// nobody is assigned or every recipient was capped.
-pub async fn queue_notification(
-    tx: &mut Tx,
-    cfg: &Config,
-    ticket: &Ticket,
-    n: &Notice<'_>,
-) -> Result<Option<i64>, OutboundError> {
-    let technicians = ticket.technician_list();
-    if technicians.is_empty() {
-        return Ok(None);
-    }
-    let key = token::key(cfg)?;
-    let th = thread_headers(tx, ticket).await?;
-    let topic = if ticket.thread_topic.is_empty() {
-        n.subject
-    } else {
-        &ticket.thread_topic
-    };
-    // The new text first: a technician reads the answer in the first lines.
-    let mut text = String::with_capacity(n.text.len() + 256);
-    text.push_str(n.text.trim_end());
-    // Above the "-- " line: clients fold what follows it as a signature.
-    let max = cfg.inbound.max_attachment_bytes;
-    let (attachments, too_big): (Vec<compose::Attachment<'_>>, Vec<_>) = n
-        .attachments
-        .iter()
-        .copied()
-        .partition(|a| a.body.len() <= max);
-    if !too_big.is_empty() {
-        text.push('\n');
-    }
-    for a in &too_big {
-        text.push_str(&format!(
-            "\n[Attachment not forwarded ({} bytes, over max_attachment_bytes): {}]",
-            a.body.len(),
-            a.filename
-        ));
-    }
-    text.push_str("\n\n-- \n");
-    text.push_str(&format!("Ticket {} · from {}\n", ticket.id, n.sender));
-    for (label, v) in [
-        ("Service", &ticket.service),
-        ("Category", &ticket.category),
-        ("Contact", &ticket.contact_name),
-    ] {
-        if !v.is_empty() {
-            text.push_str(&format!("{label}: {v}\n"));
-        }
-    }
-    let mut last = None;
-    for tech in &technicians {
-        // A technician who wrote the mail is not told about it.
-        if tech.eq_ignore_ascii_case(n.sender) {
-            continue;
-        }
-        if !caps::allow_automatic(tx, cfg, ticket.id, tech, "notification").await? {
-            continue;
-        }
-        let minted = token::mint(cfg, &key, ticket.id, tech);
-        let to = std::slice::from_ref(tech);
-        let raw = compose::build(&compose::Draft {
-            from_name: &cfg.mail.from_name,
-            from: &cfg.mail.from,
-            reply_to: &minted.reply_to,
-            to,
-            subject: n.subject,
-            text: &text,
-            html: None,
-            message_id: &minted.message_id,
-            in_reply_to: Some(&th.in_reply_to),
-            references: &th.references,
-            thread_topic: topic,
-            thread_index: &th.thread_index,
-            auto: Some("auto-generated"),
-            attachments: &attachments,
-        })?;
-        let id = Store::outbox_insert(
-            tx,
-            &NewOutbox {
-                ticket_id: Some(ticket.id),
-                kind: "notification",
-                message_id: &minted.message_id,
-                mail_from: &minted.envelope_from,
-                rcpt_to: to,
-                raw: &raw,
-            },
-        )
-        .await?;
-        last = Some(id);
-    }
-    Ok(last)
-}

@@ -44,9 +44,34 @@ where
 {
     /// Starts the committer; it ends when every handle is dropped.
     /// `max_batch` bounds the units per transaction.
+    ///
+    /// The committer runs on a thread of its own. On the shared runtime its
+    /// every database round trip would wait in the run queue behind the
+    /// sessions' parsing, and the one serial step of the inbound path would
+    /// advance only as fast as the busiest worker let it.
     pub fn start(store: Store, max_batch: usize) -> Batcher<T, E> {
         let (jobs, rx) = mpsc::channel(max_batch.max(1) * 4);
-        tokio::spawn(run(store, rx, max_batch.max(1)));
+        let max_batch = max_batch.max(1);
+        let own_runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match own_runtime {
+            Ok(rt) => {
+                let (store, rx2) = (store.clone(), rx);
+                let spawned = std::thread::Builder::new()
+                    .name("mensageria-commit".into())
+                    .spawn(move || rt.block_on(run(store, rx2, max_batch)));
+                if let Err(e) = spawned {
+                    // Without a thread the batcher cannot run: say why once;
+                    // every submit then answers Stopped (451 to the client).
+                    tracing::error!(error = %e, "cannot start the commit thread");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no runtime for the commit thread; committing on the shared one");
+                tokio::spawn(run(store, rx, max_batch));
+            }
+        }
         Batcher { jobs }
     }
 
@@ -95,6 +120,7 @@ where
             return;
         }
     };
+    let (started, units) = (std::time::Instant::now(), batch.len());
     // Units run in order; after a failure the rest are not run at all.
     let mut ran: Vec<(Option<T>, oneshot::Sender<Result<T, E>>)> = Vec::with_capacity(batch.len());
     let mut failed: Option<String> = None;
@@ -112,10 +138,18 @@ where
             }
         }
     }
+    let worked = started.elapsed();
     let outcome = match failed {
         Some(why) => Err(why),
         None => tx.commit().await.map_err(|e| e.to_string()),
     };
+    tracing::debug!(
+        units,
+        work_us = worked.as_micros() as u64,
+        commit_us = (started.elapsed() - worked).as_micros() as u64,
+        ok = outcome.is_ok(),
+        "batch"
+    );
     for (value, done) in ran {
         let reply = match (value, &outcome) {
             (Some(v), Ok(())) => Ok(v),

@@ -96,7 +96,7 @@ impl Store {
 
     /// Message-IDs of the thread, oldest first, at most `limit` newest ones.
     pub async fn thread_ids(
-        tx: &mut Tx,
+        conn: &mut sqlx::AnyConnection,
         ticket_id: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
@@ -105,7 +105,7 @@ impl Store {
         )
         .bind(ticket_id)
         .bind(limit)
-        .fetch_all(&mut **tx)
+        .fetch_all(conn)
         .await?;
         ids.reverse();
         Ok(ids)

@@ -2,7 +2,7 @@
 //! address that bounced), one row each with the reason; and the counts the
 //! loop caps are judged on.
 
-use sqlx::FromRow;
+use sqlx::{FromRow, Row};
 
 use super::{Store, StoreError, Tx, now_ms};
 
@@ -51,36 +51,39 @@ impl Store {
         .await?)
     }
 
-    /// Machine-made mails queued to `rcpt` since `since`, overall and on
-    /// `ticket` (technicians' replies by hand do not count); each count
-    /// stops at its cap, which is all the caller needs to know.
-    pub async fn automatic_mail_counts(
+    /// Everything the loop caps need about `rcpt`, in one round trip (this
+    /// runs inside the shared inbound commit): until when it is suppressed
+    /// for a bounce, and the machine-made mails queued to it since `since`,
+    /// overall and on `ticket` (technicians' replies by hand do not count).
+    /// Each count stops at its cap, which is all the caller needs to know.
+    pub async fn automatic_mail_state(
         tx: &mut Tx,
         rcpt: &str,
         ticket: i64,
         since: i64,
         caps: (i64, i64),
-    ) -> Result<(i64, i64), StoreError> {
-        let all: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $2 \
-             AND kind <> 'reply' LIMIT $3) AS recent",
+    ) -> Result<AutomaticMail, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+             (SELECT MAX(until_at) FROM suppressions WHERE lower(rcpt) = lower($1) AND until_at > $2), \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
+                AND kind <> 'reply' LIMIT $4) AS recent), \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
+                AND kind <> 'reply' AND ticket_id = $5 LIMIT $6) AS recent_on_ticket)",
         )
         .bind(rcpt)
+        .bind(now_ms())
         .bind(since)
         .bind(caps.0)
-        .fetch_one(&mut **tx)
-        .await?;
-        let on_ticket: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $2 \
-             AND kind <> 'reply' AND ticket_id = $3 LIMIT $4) AS recent",
-        )
-        .bind(rcpt)
-        .bind(since)
         .bind(ticket)
         .bind(caps.1)
         .fetch_one(&mut **tx)
         .await?;
-        Ok((all, on_ticket))
+        Ok(AutomaticMail {
+            bounced_until: row.try_get(0)?,
+            all: row.try_get(1)?,
+            on_ticket: row.try_get(2)?,
+        })
     }
 
     pub async fn suppressions_list(&self) -> Result<Vec<SuppressionRow>, StoreError> {
@@ -90,4 +93,13 @@ impl Store {
         .fetch_all(self.pool())
         .await?)
     }
+}
+
+/// What the loop caps know about one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AutomaticMail {
+    pub bounced_until: Option<i64>,
+    /// Counts, each at most its cap.
+    pub all: i64,
+    pub on_ticket: i64,
 }

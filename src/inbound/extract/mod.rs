@@ -41,22 +41,15 @@ fn norm(line: &str) -> String {
         composed = line.nfc().collect::<String>();
         &composed
     };
-    if !line
-        .bytes()
-        .any(|b| b == b'*' || b >= 0x80)
-    {
+    const DROPPED: [char; 5] = ['*', '\u{200B}', '\u{200E}', '\u{200F}', '\u{FEFF}'];
+    const SPACES: [char; 2] = ['\u{A0}', '\u{202F}'];
+    if !line.contains(DROPPED) && !line.contains(SPACES) {
         return line.trim().to_owned();
     }
     let s: String = line
         .chars()
-        .filter(|c| !matches!(c, '*' | '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{FEFF}'))
-        .map(|c| {
-            if matches!(c, '\u{A0}' | '\u{202F}') {
-                ' '
-            } else {
-                c
-            }
-        })
+        .filter(|c| !DROPPED.contains(c))
+        .map(|c| if SPACES.contains(&c) { ' ' } else { c })
         .collect();
     s.trim().to_owned()
 }

@@ -1,0 +1,183 @@
+//! Notifications: the technicians' copies of a requester's reply. They are
+//! composed before the commit that stores the reply (composing is costly and
+//! the commit is the inbound path's one serial step) and queued inside it,
+//! where the loop caps decide which of them may go.
+
+use super::{OutboundError, ThreadHeaders, caps, compose, thread_headers, token};
+use crate::config::Config;
+use crate::store::outbox::NewOutbox;
+use crate::store::tickets::Ticket;
+use crate::store::{Store, StoreError, Tx};
+
+/// What a notification to the technicians says about one inbound reply.
+///
+/// Notifications are text only by design: `text` is what inbound extracted
+/// as plain text, and the requester's HTML is never passed on as HTML, so
+/// nothing in it (scripts, tracking pixels, forms) reaches a technician's
+/// mail client. Its inline images come along as attachments.
+pub struct Notice<'a> {
+    pub sender: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    /// The reply's files, forwarded up to `[inbound] max_attachment_bytes`
+    /// each; a bigger one is named in the text instead.
+    pub attachments: &'a [compose::Attachment<'a>],
+}
+
+/// One composed copy per technician, waiting for the commit.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    mails: Vec<PreparedMail>,
+}
+
+#[derive(Debug)]
+struct PreparedMail {
+    to: String,
+    message_id: String,
+    envelope_from: String,
+    raw: Vec<u8>,
+}
+
+/// Composes the notification of a reply on `ticket`, reading the thread
+/// headers outside any transaction. Nothing is queued yet.
+pub async fn prepare_notification(
+    store: &Store,
+    cfg: &Config,
+    ticket: &Ticket,
+    n: &Notice<'_>,
+) -> Result<Prepared, OutboundError> {
+    if ticket.technician_list().is_empty() {
+        return Ok(Prepared::default());
+    }
+    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+    let th = thread_headers(&mut conn, ticket).await?;
+    drop(conn);
+    compose_all(cfg, ticket, n, &th)
+}
+
+/// Queues what [`prepare_notification`] composed, inside the transaction
+/// that stores the reply; a copy the loop caps stop leaves a suppression
+/// row instead. Returns the last row queued; None when nobody is assigned
+/// or every recipient was capped.
+pub async fn queue_prepared(
+    tx: &mut Tx,
+    cfg: &Config,
+    ticket_id: i64,
+    prepared: &Prepared,
+) -> Result<Option<i64>, OutboundError> {
+    let mut last = None;
+    for m in &prepared.mails {
+        if !caps::allow_automatic(tx, cfg, ticket_id, &m.to, "notification").await? {
+            continue;
+        }
+        let id = Store::outbox_insert(
+            tx,
+            &NewOutbox {
+                ticket_id: Some(ticket_id),
+                kind: "notification",
+                message_id: &m.message_id,
+                mail_from: &m.envelope_from,
+                rcpt_to: std::slice::from_ref(&m.to),
+                raw: &m.raw,
+            },
+        )
+        .await?;
+        last = Some(id);
+    }
+    Ok(last)
+}
+
+/// Composes and queues in one go, all inside `tx` (the closed-ticket
+/// policy and other callers off the hot path). One mail per technician:
+/// each gets its own Reply-To token and signed Message-ID, threaded under
+/// the ticket's earlier mail.
+pub async fn queue_notification(
+    tx: &mut Tx,
+    cfg: &Config,
+    ticket: &Ticket,
+    n: &Notice<'_>,
+) -> Result<Option<i64>, OutboundError> {
+    if ticket.technician_list().is_empty() {
+        return Ok(None);
+    }
+    let th = thread_headers(&mut *tx, ticket).await?;
+    let prepared = compose_all(cfg, ticket, n, &th)?;
+    queue_prepared(tx, cfg, ticket.id, &prepared).await
+}
+
+fn compose_all(
+    cfg: &Config,
+    ticket: &Ticket,
+    n: &Notice<'_>,
+    th: &ThreadHeaders,
+) -> Result<Prepared, OutboundError> {
+    let technicians = ticket.technician_list();
+    let key = token::key(cfg)?;
+    let topic = if ticket.thread_topic.is_empty() {
+        n.subject
+    } else {
+        &ticket.thread_topic
+    };
+    // The new text first: a technician reads the answer in the first lines.
+    let mut text = String::with_capacity(n.text.len() + 256);
+    text.push_str(n.text.trim_end());
+    // Above the "-- " line: clients fold what follows it as a signature.
+    let max = cfg.inbound.max_attachment_bytes;
+    let (attachments, too_big): (Vec<compose::Attachment<'_>>, Vec<_>) = n
+        .attachments
+        .iter()
+        .copied()
+        .partition(|a| a.body.len() <= max);
+    if !too_big.is_empty() {
+        text.push('\n');
+    }
+    for a in &too_big {
+        text.push_str(&format!(
+            "\n[Attachment not forwarded ({} bytes, over max_attachment_bytes): {}]",
+            a.body.len(),
+            a.filename
+        ));
+    }
+    text.push_str("\n\n-- \n");
+    text.push_str(&format!("Ticket {} · from {}\n", ticket.id, n.sender));
+    for (label, v) in [
+        ("Service", &ticket.service),
+        ("Category", &ticket.category),
+        ("Contact", &ticket.contact_name),
+    ] {
+        if !v.is_empty() {
+            text.push_str(&format!("{label}: {v}\n"));
+        }
+    }
+    let mut mails = Vec::with_capacity(technicians.len());
+    for tech in technicians {
+        // A technician who wrote the mail is not told about it.
+        if tech.eq_ignore_ascii_case(n.sender) {
+            continue;
+        }
+        let minted = token::mint(cfg, &key, ticket.id, &tech);
+        let raw = compose::build(&compose::Draft {
+            from_name: &cfg.mail.from_name,
+            from: &cfg.mail.from,
+            reply_to: &minted.reply_to,
+            to: std::slice::from_ref(&tech),
+            subject: n.subject,
+            text: &text,
+            html: None,
+            message_id: &minted.message_id,
+            in_reply_to: Some(&th.in_reply_to),
+            references: &th.references,
+            thread_topic: topic,
+            thread_index: &th.thread_index,
+            auto: Some("auto-generated"),
+            attachments: &attachments,
+        })?;
+        mails.push(PreparedMail {
+            to: tech,
+            message_id: minted.message_id,
+            envelope_from: minted.envelope_from,
+            raw,
+        });
+    }
+    Ok(Prepared { mails })
+}
