@@ -28,6 +28,7 @@ SESSIONS_LIST=${SESSIONS_LIST:-"1 10 50 200"}
 SIZE=${SIZE:-5000}                    # smtp-source -l: body bytes
 LOAD_SESSIONS=${LOAD_SESSIONS:-50}
 LOAD_MESSAGES=${LOAD_MESSAGES:-40}    # per session
+LOAD_RATE=${LOAD_RATE:-400}           # offered msg/s of the paced run (latency at a known load)
 OUT_MESSAGES=${OUT_MESSAGES:-5000}
 # Which parts run (a subset gives a partial table): inbound (smtp-source
 # sweep), load (mensageria-load), idle (RSS), outbound.
@@ -275,19 +276,25 @@ sweep() {
   for s in $SESSIONS_LIST; do source_point "$target" "$port" "$s" "$n" "$url"; done
 }
 
-# load_run TARGET PORT [URL]: mensageria-load, realistic replies.
+# load_run TARGET PORT [URL [RATE [SESSIONS]]]: mensageria-load, realistic
+# replies; back to back, or paced at RATE msg/s in all; one session runs ten
+# times the messages so its percentiles rest on enough samples.
 load_run() {
-  local target=$1 port=$2 url=${3:-} line
-  line=$(timeout "$POINT_TIMEOUT" "$LOAD" --addr "127.0.0.1:$port" --sessions "$LOAD_SESSIONS" \
-    --messages "$LOAD_MESSAGES" --ticket-ids 1001-1100 --max-secs $((POINT_TIMEOUT - 30)) \
+  local target=$1 port=$2 url=${3:-} rate=${4:-} sessions=${5:-$LOAD_SESSIONS} line key=$1 extra=()
+  if [ -n "$rate" ]; then key="$target@$rate"; extra=(--rate "$rate"); fi
+  local messages=$LOAD_MESSAGES
+  if [ "$sessions" != "$LOAD_SESSIONS" ]; then key="$target#$sessions"; fi
+  [ "$sessions" = 1 ] && messages=$((LOAD_MESSAGES * 10))
+  line=$(timeout "$POINT_TIMEOUT" "$LOAD" --addr "127.0.0.1:$port" --sessions "$sessions" \
+    --messages "$messages" --ticket-ids 1001-1100 --max-secs $((POINT_TIMEOUT - 30)) "${extra[@]}" \
     2>>"$WORK/load.err" | tee -a "$WORK/load.out" | grep '^RESULT' || true)
   local backlog=- held=-
   if [ -n "$url" ]; then
     backlog=$(sql "$url" "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')")
     held=$(sql "$url" "SELECT COUNT(*) FROM quarantine")
   fi
-  LOADR[$target]="$line backlog=$backlog quarantined=$held"
-  log "  $target: ${line:-no RESULT} backlog=$backlog quarantined=$held"
+  LOADR[$key]="$line backlog=$backlog quarantined=$held"
+  log "  $key: ${line:-no RESULT} backlog=$backlog quarantined=$held"
 }
 
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
@@ -355,12 +362,12 @@ wait_smtp "$SINK_PORT"
 if has inbound || has load; then
   log "smtp-sink (protocol ceiling)"
   has inbound && sweep sink "$SINK_PORT" "$SINK_MESSAGES"
-  has load && load_run sink "$SINK_PORT"
+  has load && load_run sink "$SINK_PORT" && load_run sink "$SINK_PORT" "" "$LOAD_RATE" && load_run sink "$SINK_PORT" "" "" 1
 
   log "Postfix $(postconf -d -h mail_version) (queue fsync, discard transport)"
   start_postfix
   has inbound && sweep postfix "$POSTFIX_PORT" "$MESSAGES"
-  has load && load_run postfix "$POSTFIX_PORT"
+  has load && load_run postfix "$POSTFIX_PORT" && load_run postfix "$POSTFIX_PORT" "" "$LOAD_RATE" && load_run postfix "$POSTFIX_PORT" "" "" 1
   postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 && POSTFIX_UP=""
 fi
 
@@ -372,7 +379,7 @@ for kind in sqlite postgres; do
     seed "$cfg" load
     start_gateway "$cfg" "in-$kind"
     has inbound && sweep "gw-$kind" "$GW_PORT" "$MESSAGES" "$url"
-    has load && load_run "gw-$kind" "$GW_PORT" "$url"
+    has load && load_run "gw-$kind" "$GW_PORT" "$url" && load_run "gw-$kind" "$GW_PORT" "$url" "$LOAD_RATE" && load_run "gw-$kind" "$GW_PORT" "$url" "" 1
     has idle && idle_rss "gw-$kind"
     stop_pid "$GW_PID"
   fi
@@ -418,10 +425,12 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "refused by the server (smtp-source warnings):${errs:- none}"
   echo
   echo "Inbound: mensageria-load, $LOAD_SESSIONS sessions × $LOAD_MESSAGES messages on reused connections, 2–50 KB, 10 % with attachment, tickets 1001–1100 (each with a technician)"
-  printf '%-12s | %8s | %8s | %8s | %8s | %6s | %11s | %s\n' target "msg/s" "p50 ms" "p99 ms" "max ms" errors quarantined "outbox backlog after"
-  for t in sink postfix gw-sqlite gw-postgres; do
+  echo "(back to back: every session sends its next message at once, so the server is saturated; @$LOAD_RATE: $LOAD_RATE msg/s offered in all; #1: one session)"
+  printf '%-16s | %8s | %8s | %8s | %8s | %6s | %11s | %s\n' target "msg/s" "p50 ms" "p99 ms" "max ms" errors quarantined "outbox backlog after"
+  for t in sink postfix gw-sqlite gw-postgres sink@$LOAD_RATE postfix@$LOAD_RATE gw-sqlite@$LOAD_RATE gw-postgres@$LOAD_RATE \
+    sink#1 postfix#1 gw-sqlite#1 gw-postgres#1; do
     l=${LOADR[$t]:-}
-    printf '%-12s | %8s | %8s | %8s | %8s | %6s | %11s | %s\n' "$t" "$(field "$l" rate)" "$(field "$l" p50_ms)" \
+    printf '%-16s | %8s | %8s | %8s | %8s | %6s | %11s | %s\n' "$t" "$(field "$l" rate)" "$(field "$l" p50_ms)" \
       "$(field "$l" p99_ms)" "$(field "$l" max_ms)" "$(field "$l" errors)" "$(field "$l" quarantined)" "$(field "$l" backlog)"
   done
   echo

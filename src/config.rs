@@ -411,8 +411,12 @@ impl Config {
                 "database.url: {url:?} is neither sqlite:// nor postgres://"
             ));
         }
-        if self.database.max_connections == 0 {
-            p.push("database.max_connections: must be at least 1".into());
+        if self.database.max_connections < 2 {
+            // One connection stays with the inbound committer.
+            p.push(
+                "database.max_connections: must be at least 2 (one is kept by the inbound commit)"
+                    .into(),
+            );
         }
         let listen = self.smtp.listen.addresses();
         if listen.is_empty() {

@@ -288,7 +288,16 @@ impl Inbound {
                 text: &p.text,
                 attachments: &forwarded,
             };
-            Some(outbound::prepare_notification(&self.store, &self.cfg, &ticket, &notice).await?)
+            Some(
+                outbound::prepare_notification(
+                    &self.store,
+                    &self.cfg,
+                    &ticket,
+                    &notice,
+                    &p.message_id,
+                )
+                .await?,
+            )
         } else {
             None
         };

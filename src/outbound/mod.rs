@@ -148,7 +148,23 @@ pub(crate) async fn thread_headers(
     conn: &mut sqlx::AnyConnection,
     ticket: &Ticket,
 ) -> Result<ThreadHeaders, StoreError> {
-    let ids = Store::thread_ids(conn, ticket.id, thread::MAX_REFERENCES).await?;
+    thread_headers_after(conn, ticket, None).await
+}
+
+/// Thread headers as they will be once `newest` (a message about to be
+/// stored on the ticket) is on the thread.
+pub(crate) async fn thread_headers_after(
+    conn: &mut sqlx::AnyConnection,
+    ticket: &Ticket,
+    newest: Option<&str>,
+) -> Result<ThreadHeaders, StoreError> {
+    let mut ids = Store::thread_ids(conn, ticket.id, thread::MAX_REFERENCES).await?;
+    if let Some(id) = newest.filter(|id| !id.is_empty()) {
+        ids.retain(|i| i != id);
+        ids.push(id.to_owned());
+        let over = ids.len().saturating_sub(thread::MAX_REFERENCES as usize);
+        ids.drain(..over);
+    }
     let mut references = vec![ticket.thread_root.clone()];
     references.extend(ids.iter().filter(|i| **i != ticket.thread_root).cloned());
     let thread_index = if ids.is_empty() {
@@ -304,4 +320,3 @@ pub async fn preview(
         attachments: &[],
     })?)
 }
-

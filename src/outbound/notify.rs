@@ -3,7 +3,9 @@
 //! the commit is the inbound path's one serial step) and queued inside it,
 //! where the loop caps decide which of them may go.
 
-use super::{OutboundError, ThreadHeaders, caps, compose, thread_headers, token};
+use super::{
+    OutboundError, ThreadHeaders, caps, compose, thread_headers, thread_headers_after, token,
+};
 use crate::config::Config;
 use crate::store::outbox::NewOutbox;
 use crate::store::tickets::Ticket;
@@ -38,19 +40,21 @@ struct PreparedMail {
     raw: Vec<u8>,
 }
 
-/// Composes the notification of a reply on `ticket`, reading the thread
-/// headers outside any transaction. Nothing is queued yet.
+/// Composes the notification of the reply `message_id` on `ticket`, threaded
+/// under it as if it were stored already; reads the thread outside any
+/// transaction. Nothing is queued yet.
 pub async fn prepare_notification(
     store: &Store,
     cfg: &Config,
     ticket: &Ticket,
     n: &Notice<'_>,
+    message_id: &str,
 ) -> Result<Prepared, OutboundError> {
     if ticket.technician_list().is_empty() {
         return Ok(Prepared::default());
     }
     let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
-    let th = thread_headers(&mut conn, ticket).await?;
+    let th = thread_headers_after(&mut conn, ticket, Some(message_id)).await?;
     drop(conn);
     compose_all(cfg, ticket, n, &th)
 }

@@ -54,7 +54,7 @@ impl Store {
                 .bind(&sha)
                 .bind(a.bytes)
                 .bind(a.bytes.len() as i64)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
             Some(sha)
         } else {
@@ -72,7 +72,7 @@ impl Store {
         .bind(i64::from(a.inline))
         .bind(a.content_id)
         .bind(a.note)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?)
     }
 

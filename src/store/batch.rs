@@ -14,6 +14,9 @@ use std::pin::Pin;
 
 use tokio::sync::{mpsc, oneshot};
 
+use sqlx::Any;
+use sqlx::pool::PoolConnection;
+
 use super::{Store, StoreError, Tx};
 
 /// One unit of work, run inside the batch's transaction.
@@ -93,6 +96,11 @@ where
     E: From<StoreError> + Send + 'static,
 {
     let mut batch: Vec<Job<T, E>> = Vec::with_capacity(max_batch);
+    // One connection for every batch while it works: on SQLite its page
+    // cache stays warm (a connection that wrote last keeps its cache; one
+    // that did not re-reads every page it touches). Dropped after an
+    // error, so a broken connection is replaced by the next batch.
+    let mut conn: Option<PoolConnection<Any>> = None;
     while let Some(first) = rx.recv().await {
         batch.push(first);
         // Whatever queued up while the last commit was in flight joins now.
@@ -102,22 +110,40 @@ where
                 Err(_) => break,
             }
         }
-        commit(&store, &mut batch).await;
+        if conn.is_none() {
+            match store.pool().acquire().await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    fail_all(&mut batch, &StoreError::from(e).to_string());
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = conn.as_mut() {
+            if !commit(c, &mut batch).await {
+                conn = None;
+            }
+        }
     }
 }
 
-async fn commit<T, E>(store: &Store, batch: &mut Vec<Job<T, E>>)
+fn fail_all<T, E: From<StoreError>>(batch: &mut Vec<Job<T, E>>, why: &str) {
+    for (_, done) in batch.drain(..) {
+        let _ = done.send(Err(E::from(StoreError::Batch(why.to_owned()))));
+    }
+}
+
+/// Runs the batch in one transaction on `conn`; false when the connection
+/// itself failed (begin or commit) and should be replaced.
+async fn commit<T, E>(conn: &mut PoolConnection<Any>, batch: &mut Vec<Job<T, E>>) -> bool
 where
     E: From<StoreError>,
 {
-    let mut tx = match store.begin().await {
+    let mut tx = match sqlx::Connection::begin(&mut **conn).await {
         Ok(tx) => tx,
         Err(e) => {
-            let why = e.to_string();
-            for (_, done) in batch.drain(..) {
-                let _ = done.send(Err(E::from(StoreError::Batch(why.clone()))));
-            }
-            return;
+            fail_all(batch, &StoreError::from(e).to_string());
+            return false;
         }
     };
     let (started, units) = (std::time::Instant::now(), batch.len());
@@ -139,9 +165,12 @@ where
         }
     }
     let worked = started.elapsed();
-    let outcome = match failed {
-        Some(why) => Err(why),
-        None => tx.commit().await.map_err(|e| e.to_string()),
+    let (outcome, healthy) = match failed {
+        Some(why) => (Err(why), tx.rollback().await.is_ok()),
+        None => match tx.commit().await {
+            Ok(()) => (Ok(()), true),
+            Err(e) => (Err(e.to_string()), false),
+        },
     };
     tracing::debug!(
         units,
@@ -158,6 +187,7 @@ where
         };
         let _ = done.send(reply);
     }
+    healthy
 }
 
 #[cfg(test)]
@@ -183,7 +213,7 @@ mod tests {
                     "INSERT INTO parameters (number, value, updated_at) VALUES ($1, 'x', 0)",
                 )
                 .bind(n)
-                .execute(&mut **tx)
+                .execute(&mut *tx)
                 .await?;
                 Ok(n)
             })

@@ -79,7 +79,7 @@ impl Store {
         .bind(now_ms())
         .bind(m.kind)
         .bind(m.matched_by)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(&mut *tx)
         .await?)
     }
 

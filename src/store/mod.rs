@@ -20,8 +20,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor};
 
+/// A connection inside a transaction: what the writes of one unit of work
+/// take. A `Transaction` derefs to it.
+pub type Tx = sqlx::AnyConnection;
+
 /// A transaction on the store; commit it or it is rolled back on drop.
-pub type Tx = sqlx::Transaction<'static, Any>;
+pub type Transaction = sqlx::Transaction<'static, Any>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -148,7 +152,7 @@ impl Store {
         self.dialect
     }
 
-    pub async fn begin(&self) -> Result<Tx, StoreError> {
+    pub async fn begin(&self) -> Result<Transaction, StoreError> {
         Ok(self.pool.begin().await?)
     }
 

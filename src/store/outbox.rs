@@ -99,7 +99,7 @@ impl Store {
         .bind(state)
         .bind(now)
         .bind(reason)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?)
     }
 
@@ -372,7 +372,7 @@ impl Store {
         .bind(kind)
         .bind(rcpt)
         .bind(since)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         Ok(n > 0)
     }

@@ -88,7 +88,7 @@ impl Store {
     pub async fn quarantine_delete_tx(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM quarantine WHERE id = $1")
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         Ok(done.rows_affected() == 1)
     }

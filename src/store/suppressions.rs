@@ -35,7 +35,7 @@ impl Store {
         .bind(reason)
         .bind(until_at)
         .bind(now_ms())
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl Store {
         )
         .bind(rcpt)
         .bind(now_ms())
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?)
     }
 
@@ -77,7 +77,7 @@ impl Store {
         .bind(caps.0)
         .bind(ticket)
         .bind(caps.1)
-        .fetch_one(&mut **tx)
+        .fetch_one(&mut *tx)
         .await?;
         Ok(AutomaticMail {
             bounced_until: row.try_get(0)?,

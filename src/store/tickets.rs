@@ -199,12 +199,12 @@ impl Store {
         sqlx::query("UPDATE tickets SET thread_topic = $1 WHERE id = $2 AND thread_topic = ''")
             .bind(topic)
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         Ok(
             sqlx::query_scalar("SELECT thread_topic FROM tickets WHERE id = $1")
                 .bind(id)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?,
         )
     }
@@ -218,7 +218,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let current: String = sqlx::query_scalar("SELECT participants FROM tickets WHERE id = $1")
             .bind(id)
-            .fetch_one(&mut **tx)
+            .fetch_one(&mut *tx)
             .await?;
         let mut list = super::split_lines(&current);
         if !list.iter().any(|a| a.eq_ignore_ascii_case(addr)) {
@@ -227,7 +227,7 @@ impl Store {
         sqlx::query("UPDATE tickets SET participants = $1 WHERE id = $2")
             .bind(super::join_lines(&list))
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         Ok(())
     }
@@ -277,7 +277,7 @@ impl Store {
             .bind(status)
             .bind(now_ms())
             .bind(id)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -74,6 +74,12 @@ struct Args {
     /// Send RSET/MAIL/RCPT/DATA in one write (RFC 2920).
     #[arg(long)]
     pipelining: bool,
+    /// Offered load in messages/s over all sessions: each session starts
+    /// its messages on a fixed schedule (late ones go at once) instead of
+    /// back to back. Latency is then measured at a known load rather than
+    /// at saturation.
+    #[arg(long)]
+    rate: Option<f64>,
     #[arg(long, default_value = "carga.cliente.example")]
     helo: String,
     /// No message is started after this many seconds.
@@ -163,6 +169,7 @@ struct Plan {
     args: Args,
     bodies: Vec<corpus::Body>,
     seed: u64,
+    started: Instant,
     deadline: Instant,
     timeout: Duration,
     /// Distinguishes this run's Message-IDs from any earlier run's.
@@ -187,12 +194,17 @@ async fn load(args: Args) -> ExitCode {
         (false, true) => "reused connection, pipelining",
         (false, false) => "reused connection",
     };
+    let mode = match args.rate {
+        Some(r) => format!("{mode}, offered {r} messages/s"),
+        None => format!("{mode}, back to back"),
+    };
     println!(
         "mensageria-load: {} sessions × {} messages → {} ({mode}; bodies {}–{} B, {} % with attachment; seed {seed})",
         args.sessions, args.messages, args.addr, args.size_min, args.size_max, args.attach_percent
     );
     let started = Instant::now();
     let plan = Arc::new(Plan {
+        started,
         deadline: started + Duration::from_secs(args.max_secs),
         timeout: Duration::from_secs(args.timeout_secs),
         run: std::time::SystemTime::now()
@@ -280,7 +292,17 @@ async fn session(plan: Arc<Plan>, index: usize, done: Arc<AtomicU64>) -> Tally {
     let mut tally = Tally::default();
     let mut conn: Option<Conn> = None;
     let mut data = Vec::with_capacity(a.size_max + 2048);
+    // With --rate: this session's messages every `every`, the sessions
+    // spread evenly over one interval.
+    let every = a
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(a.sessions as f64 / r));
     for n in 0..a.messages {
+        if let Some(every) = every {
+            let due = plan.started + every.mul_f64(n as f64 + index as f64 / a.sessions as f64);
+            tokio::time::sleep_until(due.into()).await;
+        }
         if Instant::now() >= plan.deadline {
             break;
         }
