@@ -25,7 +25,6 @@ use tokio::sync::Notify;
 use crate::config::{Config, Strangers, Unmatched};
 use crate::outbound::{self, Notice, OutboundError};
 use crate::store::attachments::NewAttachment;
-use crate::store::batch::Batcher;
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
 use crate::store::tickets::Ticket;
@@ -86,19 +85,15 @@ pub struct Inbound {
     /// The matcher compiled from template 417's subject, rebuilt when the
     /// subject text changes (the CLI may change it while we run).
     matcher: Mutex<Option<(String, Arc<SubjectMatcher>, Instant)>>,
-    /// Group commit of threaded replies (see store::batch).
-    batcher: Batcher<(Outcome, bool), InboundError>,
 }
 
 impl Inbound {
     pub fn new(store: Store, cfg: Arc<Config>, wake: Arc<Notify>) -> Inbound {
-        let batcher = Batcher::start(store.clone(), cfg.database.max_batch);
         Inbound {
             store,
             cfg,
             wake,
             matcher: Mutex::new(None),
-            batcher,
         }
     }
 
@@ -315,7 +310,8 @@ impl Inbound {
         // Group commit: this reply shares a transaction with the others
         // that finished DATA meanwhile; the answer comes after the commit.
         let (outcome, queued) = self
-            .batcher
+            .store
+            .committer(self.cfg.database.max_batch)
             .submit(Box::new(move |tx: &mut Tx| {
                 Box::pin(async move { write_reply(tx, job).await })
             }))

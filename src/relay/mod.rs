@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 pub use client::{RelayClient, SendError};
 
 use crate::config::Config;
+use crate::store::batch::Work;
 use crate::store::outbox::{Claimed, Outcome};
-use crate::store::{Store, StoreError, now_ms};
+use crate::store::{Store, StoreError, Tx, now_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -128,7 +129,7 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
-            match self.store.outbox_claim(&self.owner, lease_ms, batch).await {
+            match self.claim(lease_ms, batch).await {
                 Ok(rows) if !rows.is_empty() => {
                     use futures_util::StreamExt;
                     futures_util::stream::iter(rows)
@@ -156,6 +157,22 @@ impl Worker {
         drop(done_tx);
         let _ = recorder.await;
         self.client.close().await;
+    }
+
+    /// Claims due rows through the store's group committer: the relay's
+    /// writes share the inbound path's connection and transactions instead
+    /// of contending with them for SQLite's one write lock.
+    async fn claim(&self, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
+        let (owner, dialect) = (self.owner.clone(), self.store.dialect());
+        let work: Work<Vec<Claimed>, StoreError> = Box::new(move |tx: &mut Tx| {
+            Box::pin(
+                async move { Store::outbox_claim_in(tx, dialect, &owner, lease_ms, limit).await },
+            )
+        });
+        self.store
+            .committer(self.cfg.database.max_batch)
+            .submit(work)
+            .await
     }
 
     async fn attempt(&self, row: &Claimed) -> Attempt {
@@ -193,11 +210,23 @@ async fn record(
 ) {
     let mut done = Vec::new();
     while rx.recv_many(&mut done, 256).await > 0 {
-        let outcomes: Vec<_> = done
-            .iter()
-            .map(|d| (d.row.id, d.attempt.outcome()))
-            .collect();
-        let recorded = store.outbox_record(&owner, &outcomes).await;
+        let owned: Vec<(i64, Attempt)> =
+            done.iter().map(|d| (d.row.id, d.attempt.clone())).collect();
+        let (who, rows) = (owner.clone(), owned.clone());
+        let work: Work<(), StoreError> = Box::new(move |tx: &mut Tx| {
+            Box::pin(async move {
+                let outcomes: Vec<_> = rows.iter().map(|(id, a)| (*id, a.outcome())).collect();
+                Store::outbox_record_in(tx, &who, &outcomes).await
+            })
+        });
+        let mut recorded = store.committer(cfg.database.max_batch).submit(work).await;
+        if recorded.is_err() {
+            // Its batch failed for another unit's sake, or the committer is
+            // stopping: the outcomes still go in, in a transaction of their
+            // own, or the rows would be sent again when their lease ends.
+            let outcomes: Vec<_> = owned.iter().map(|(id, a)| (*id, a.outcome())).collect();
+            recorded = store.outbox_record(&owner, &outcomes).await;
+        }
         for d in done.drain(..) {
             report(&store, &cfg, &d, recorded.as_ref().err()).await;
         }

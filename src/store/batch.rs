@@ -1,21 +1,26 @@
-//! Group commit: units of work from many SMTP sessions that arrive while a
-//! commit is in flight run in one transaction, so one disk sync (SQLite WAL
-//! with synchronous=FULL) or one WAL flush (PostgreSQL) acknowledges many
-//! messages. Each caller gets its result only after the transaction that
-//! holds its work has committed — 250 still means durable.
+//! Group commit: the store's one writer on the hot path. Units of work from
+//! many SMTP sessions (and the relay's claims and outcomes) that arrive
+//! while a commit is in flight run in one transaction, so one disk sync
+//! (SQLite WAL with synchronous=FULL) or one WAL flush (PostgreSQL)
+//! acknowledges many messages. Each caller gets its result only after the
+//! transaction that holds its work has committed — 250 still means durable.
+//!
+//! All of it runs on one connection kept for the purpose, on a thread of its
+//! own: the connection that wrote last keeps its SQLite page cache (any other
+//! re-reads every page it touches), no two writers wait on each other's
+//! lock, and no database round trip waits in the run queue behind the
+//! sessions' parsing.
 //!
 //! A unit that fails fails its whole batch (PostgreSQL aborts the
-//! transaction on an error): every caller of that batch gets the error and
-//! answers 451, and the clients retry. Nothing is acknowledged that was not
-//! committed.
+//! transaction on an error): every caller of that batch gets an error and
+//! the clients retry. Nothing is acknowledged that was not committed.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use tokio::sync::{mpsc, oneshot};
-
 use sqlx::Any;
 use sqlx::pool::PoolConnection;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError, Tx};
 
@@ -25,152 +30,192 @@ pub type Work<T, E> = Box<
         + Send,
 >;
 
-type Job<T, E> = (Work<T, E>, oneshot::Sender<Result<T, E>>);
+/// Tells a caller how its batch ended: None when it committed, else why not.
+type Deliver = Box<dyn FnOnce(Option<&str>) + Send>;
 
-/// Handle to the committer task; cheap to clone.
-pub struct Batcher<T, E> {
-    jobs: mpsc::Sender<Job<T, E>>,
+/// A unit with its result type erased: Ok carries the delivery of the
+/// unit's value; Err means the unit failed (its caller already knows why).
+type Unit = Box<
+    dyn for<'t> FnOnce(&'t mut Tx) -> Pin<Box<dyn Future<Output = Result<Deliver, ()>> + Send + 't>>
+        + Send,
+>;
+
+const NOT_RUN: &str = "another unit in the same transaction failed";
+
+enum Msg {
+    Unit(Unit),
+    /// Give the kept connection back (the pool is closing); answered when done.
+    Release(oneshot::Sender<()>),
 }
 
-impl<T, E> Clone for Batcher<T, E> {
-    fn clone(&self) -> Self {
-        Batcher {
-            jobs: self.jobs.clone(),
-        }
+/// Handle to the committer; cheap to clone.
+#[derive(Clone)]
+pub struct Committer {
+    units: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Committer")
     }
 }
 
-impl<T, E> Batcher<T, E>
-where
-    T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
-{
+impl Committer {
     /// Starts the committer; it ends when every handle is dropped.
+    /// `store` must not hold this committer (it would never end).
     /// `max_batch` bounds the units per transaction.
-    ///
-    /// The committer runs on a thread of its own. On the shared runtime its
-    /// every database round trip would wait in the run queue behind the
-    /// sessions' parsing, and the one serial step of the inbound path would
-    /// advance only as fast as the busiest worker let it.
-    pub fn start(store: Store, max_batch: usize) -> Batcher<T, E> {
-        let (jobs, rx) = mpsc::channel(max_batch.max(1) * 4);
+    pub(super) fn start(store: Store, max_batch: usize) -> Committer {
         let max_batch = max_batch.max(1);
-        let own_runtime = tokio::runtime::Builder::new_current_thread()
+        let (units, rx) = mpsc::channel(max_batch * 4);
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build();
-        match own_runtime {
+        match runtime {
             Ok(rt) => {
-                let (store, rx2) = (store.clone(), rx);
                 let spawned = std::thread::Builder::new()
                     .name("mensageria-commit".into())
-                    .spawn(move || rt.block_on(run(store, rx2, max_batch)));
+                    .spawn(move || rt.block_on(run(store, rx, max_batch)));
                 if let Err(e) = spawned {
-                    // Without a thread the batcher cannot run: say why once;
-                    // every submit then answers Stopped (451 to the client).
+                    // Every submit then answers Stopped (451 to a client).
                     tracing::error!(error = %e, "cannot start the commit thread");
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no runtime for the commit thread; committing on the shared one");
+                tracing::warn!(error = %e, "no runtime for the commit thread; committing on the caller's");
                 tokio::spawn(run(store, rx, max_batch));
             }
         }
-        Batcher { jobs }
+        Committer { units }
     }
 
     /// Runs `work` in the next batch; returns once that batch committed.
-    pub async fn submit(&self, work: Work<T, E>) -> Result<T, E> {
-        let (done, result) = oneshot::channel();
-        if self.jobs.send((work, done)).await.is_err() {
+    pub async fn submit<T, E>(&self, work: Work<T, E>) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (done, result) = oneshot::channel::<Result<T, E>>();
+        let unit: Unit = Box::new(move |tx: &mut Tx| {
+            Box::pin(async move {
+                match work(tx).await {
+                    Ok(value) => Ok(Box::new(move |failure: Option<&str>| {
+                        let reply = match failure {
+                            None => Ok(value),
+                            Some(why) => Err(E::from(StoreError::Batch(why.to_owned()))),
+                        };
+                        let _ = done.send(reply);
+                    }) as Deliver),
+                    Err(e) => {
+                        // The failing unit keeps its own error.
+                        let _ = done.send(Err(e));
+                        Err(())
+                    }
+                }
+            })
+        });
+        if self.units.send(Msg::Unit(unit)).await.is_err() {
             return Err(StoreError::Stopped.into());
         }
-        result
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Stopped.into()))
+        match result.await {
+            Ok(r) => r,
+            // Dropped unrun: an earlier unit of its batch failed, or the
+            // committer stopped.
+            Err(_) => Err(StoreError::Batch(NOT_RUN.into()).into()),
+        }
+    }
+
+    /// Returns the kept connection to the pool, so that closing the pool
+    /// does not wait for it. Units submitted later take a new one.
+    pub async fn release(&self) {
+        let (done, released) = oneshot::channel();
+        if self.units.send(Msg::Release(done)).await.is_ok() {
+            let _ = released.await;
+        }
     }
 }
 
-async fn run<T, E>(store: Store, mut rx: mpsc::Receiver<Job<T, E>>, max_batch: usize)
-where
-    T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
-{
-    let mut batch: Vec<Job<T, E>> = Vec::with_capacity(max_batch);
-    // One connection for every batch while it works: on SQLite its page
-    // cache stays warm (a connection that wrote last keeps its cache; one
-    // that did not re-reads every page it touches). Dropped after an
-    // error, so a broken connection is replaced by the next batch.
+async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+    let mut batch: Vec<Unit> = Vec::with_capacity(max_batch);
     let mut conn: Option<PoolConnection<Any>> = None;
     while let Some(first) = rx.recv().await {
-        batch.push(first);
+        let mut release = None;
+        match first {
+            Msg::Unit(u) => batch.push(u),
+            Msg::Release(done) => release = Some(done),
+        }
         // Whatever queued up while the last commit was in flight joins now.
-        while batch.len() < max_batch {
+        while batch.len() < max_batch && release.is_none() {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Msg::Unit(u)) => batch.push(u),
+                Ok(Msg::Release(done)) => release = Some(done),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() {
+            conn = None;
+            if let Some(done) = release {
+                let _ = done.send(());
+            }
+            continue;
         }
         if conn.is_none() {
             match store.pool().acquire().await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    fail_all(&mut batch, &StoreError::from(e).to_string());
+                    // Dropping the units tells their callers.
+                    tracing::warn!(error = %e, units = batch.len(), "no connection for the batch");
+                    batch.clear();
                     continue;
                 }
             }
         }
+        // Dropped after a failed begin or commit, so a broken connection is
+        // replaced by the next batch.
         if let Some(c) = conn.as_mut() {
             if !commit(c, &mut batch).await {
                 conn = None;
             }
         }
-    }
-}
-
-fn fail_all<T, E: From<StoreError>>(batch: &mut Vec<Job<T, E>>, why: &str) {
-    for (_, done) in batch.drain(..) {
-        let _ = done.send(Err(E::from(StoreError::Batch(why.to_owned()))));
+        if let Some(done) = release {
+            conn = None;
+            let _ = done.send(());
+        }
     }
 }
 
 /// Runs the batch in one transaction on `conn`; false when the connection
-/// itself failed (begin or commit) and should be replaced.
-async fn commit<T, E>(conn: &mut PoolConnection<Any>, batch: &mut Vec<Job<T, E>>) -> bool
-where
-    E: From<StoreError>,
-{
+/// itself failed (begin, commit or rollback) and should be replaced.
+async fn commit(conn: &mut PoolConnection<Any>, batch: &mut Vec<Unit>) -> bool {
     let mut tx = match sqlx::Connection::begin(&mut **conn).await {
         Ok(tx) => tx,
         Err(e) => {
-            fail_all(batch, &StoreError::from(e).to_string());
+            tracing::warn!(error = %e, "cannot begin the batch");
+            batch.clear();
             return false;
         }
     };
     let (started, units) = (std::time::Instant::now(), batch.len());
-    // Units run in order; after a failure the rest are not run at all.
-    let mut ran: Vec<(Option<T>, oneshot::Sender<Result<T, E>>)> = Vec::with_capacity(batch.len());
-    let mut failed: Option<String> = None;
-    for (work, done) in batch.drain(..) {
-        if failed.is_some() {
-            ran.push((None, done));
+    // Units run in order; after a failure the rest are not run at all
+    // (dropped, which tells their callers).
+    let mut ran: Vec<Deliver> = Vec::with_capacity(batch.len());
+    let mut failed = false;
+    for unit in batch.drain(..) {
+        if failed {
             continue;
         }
-        match work(&mut tx).await {
-            Ok(v) => ran.push((Some(v), done)),
-            Err(e) => {
-                // The failing unit keeps its own error.
-                let _ = done.send(Err(e));
-                failed = Some("another message in the same transaction failed".into());
-            }
+        match unit(&mut tx).await {
+            Ok(deliver) => ran.push(deliver),
+            Err(()) => failed = true,
         }
     }
     let worked = started.elapsed();
-    let (outcome, healthy) = match failed {
-        Some(why) => (Err(why), tx.rollback().await.is_ok()),
-        None => match tx.commit().await {
+    let (outcome, healthy) = if failed {
+        (Err(NOT_RUN.to_owned()), tx.rollback().await.is_ok())
+    } else {
+        match tx.commit().await {
             Ok(()) => (Ok(()), true),
             Err(e) => (Err(e.to_string()), false),
-        },
+        }
     };
     tracing::debug!(
         units,
@@ -179,13 +224,8 @@ where
         ok = outcome.is_ok(),
         "batch"
     );
-    for (value, done) in ran {
-        let reply = match (value, &outcome) {
-            (Some(v), Ok(())) => Ok(v),
-            (_, Err(why)) => Err(E::from(StoreError::Batch(why.clone()))),
-            (None, Ok(())) => Err(E::from(StoreError::Batch("not run".into()))),
-        };
-        let _ = done.send(reply);
+    for deliver in ran {
+        deliver(outcome.as_ref().err().map(String::as_str));
     }
     healthy
 }
@@ -223,7 +263,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_units_all_commit() {
         let (_d, s) = store().await;
-        let b: Batcher<i64, StoreError> = Batcher::start(s.clone(), 16);
+        let b = s.committer(16);
         let handles: Vec<_> = (0..100)
             .map(|n| {
                 let b = b.clone();
@@ -243,7 +283,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_unit_gets_its_error_and_commits_nothing() {
         let (_d, s) = store().await;
-        let b: Batcher<i64, StoreError> = Batcher::start(s.clone(), 16);
+        let b = s.committer(16);
         b.submit(insert(1)).await.unwrap();
         // Primary key clash: the unit fails, its caller hears why.
         let err = b.submit(insert(1)).await.unwrap_err();
@@ -255,5 +295,22 @@ mod tests {
         assert_eq!(count, 1);
         // The committer keeps serving after a failed batch.
         assert_eq!(b.submit(insert(2)).await.unwrap(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn units_of_different_types_share_the_committer() {
+        let (_d, s) = store().await;
+        let b = s.committer(16);
+        let text: Work<String, StoreError> = Box::new(|tx: &mut Tx| {
+            Box::pin(async move {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM parameters")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Ok(format!("{n} rows"))
+            })
+        });
+        let (a, t) = tokio::join!(b.submit(insert(7)), b.submit(text));
+        assert_eq!(a.unwrap(), 7);
+        assert!(t.unwrap().ends_with(" rows"));
     }
 }

@@ -15,6 +15,7 @@ pub mod suppressions;
 pub mod templates;
 pub mod tickets;
 
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -56,6 +57,8 @@ pub enum Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// The group committer, started by the first caller that needs it.
+    committer: Arc<OnceLock<batch::Committer>>,
 }
 
 impl Store {
@@ -104,7 +107,11 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        Ok(Store { pool, dialect })
+        Ok(Store {
+            pool,
+            dialect,
+            committer: Arc::default(),
+        })
     }
 
     /// SQLite: copies the write-ahead log back into the database file every
@@ -148,6 +155,21 @@ impl Store {
         &self.pool
     }
 
+    /// The store's group committer (see `batch`), started on first use with
+    /// `max_batch` units per transaction at most.
+    pub fn committer(&self, max_batch: usize) -> &batch::Committer {
+        self.committer.get_or_init(|| {
+            // The committer's own handle on the pool, without the
+            // committer in it: it ends when the last Store is dropped.
+            let own = Store {
+                pool: self.pool.clone(),
+                dialect: self.dialect,
+                committer: Arc::default(),
+            };
+            batch::Committer::start(own, max_batch)
+        })
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
@@ -157,6 +179,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(c) = self.committer.get() {
+            c.release().await;
+        }
         self.pool.close().await;
     }
 }

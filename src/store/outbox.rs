@@ -111,10 +111,22 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        Self::outbox_claim_in(&mut conn, self.dialect(), owner, lease_ms, limit).await
+    }
+
+    /// [`Store::outbox_claim`] on a given connection (the group committer's).
+    pub async fn outbox_claim_in(
+        tx: &mut Tx,
+        dialect: Dialect,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let now = now_ms();
         // PostgreSQL: concurrent instances skip each other's locked rows
         // instead of waiting; SQLite has one writer at a time anyway.
-        let lock = match self.dialect() {
+        let lock = match dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
@@ -129,7 +141,7 @@ impl Store {
             .bind(now + lease_ms)
             .bind(now)
             .bind(limit)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *tx)
             .await?;
         Ok(rows
             .into_iter()
@@ -184,8 +196,19 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let now = now_ms();
         let mut tx = self.begin().await?;
+        Self::outbox_record_in(&mut tx, owner, outcomes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Store::outbox_record`] inside a transaction (the group committer's).
+    pub async fn outbox_record_in(
+        tx: &mut Tx,
+        owner: &str,
+        outcomes: &[(i64, Outcome<'_>)],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
         for (id, outcome) in outcomes {
             let q = match outcome {
                 Outcome::Sent => sqlx::query(
@@ -211,7 +234,6 @@ impl Store {
             };
             q.execute(&mut *tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
