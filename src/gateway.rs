@@ -121,13 +121,7 @@ impl Gateway {
             wake: wake.clone(),
         };
         tracker.spawn(worker.run(shutdown.clone()));
-        {
-            let store = store.clone();
-            let stop = shutdown.clone();
-            tracker.spawn(async move {
-                store.checkpoints(Duration::from_millis(250), stop).await;
-            });
-        }
+
         tracker.close();
         tracing::info!(
             smtp = ?smtp_addrs,

@@ -94,12 +94,10 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        // No automatic checkpoint: it would run inside whichever
-                        // commit crossed the threshold, i.e. inside the shared
-                        // inbound commit. `serve` checkpoints beside it
-                        // (Store::checkpoints); closing the last connection
-                        // checkpoints too.
-                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;")
+                        // SQLite's automatic checkpoint stays on. Moving it
+                        // beside the writers or between batches was measured
+                        // (BENCHMARKS.md, run 5): no better, and the log grew.
+                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
                             .await?;
                     }
                     Ok(())
@@ -112,30 +110,6 @@ impl Store {
             dialect,
             committer: Arc::default(),
         })
-    }
-
-    /// SQLite: copies the write-ahead log back into the database file every
-    /// `every`, beside the writers (PASSIVE: it never blocks a commit),
-    /// until `stop`. Nothing to do on PostgreSQL.
-    pub async fn checkpoints(&self, every: Duration, stop: tokio_util::sync::CancellationToken) {
-        if self.dialect != Dialect::Sqlite {
-            return;
-        }
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            let done = async {
-                let mut conn = self.pool.acquire().await?;
-                sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&mut *conn)
-                    .await
-            };
-            if let Err(e) = done.await {
-                tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-            }
-        }
     }
 
     /// Applies the embedded migrations of this store's dialect.
