@@ -108,6 +108,8 @@ wait_smtp() {
   die "nothing greets on 127.0.0.1:$1"
 }
 
+# cpu_ticks PID: user + system time of the whole process, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 # ---------------------------------------------------------------- prerequisites
@@ -246,11 +248,13 @@ start_gateway() {
 }
 
 # --------------------------------------------------------------- measurements
-declare -A RATE ERR LOADR IDLE OUT
+declare -A RATE ERR LOADR IDLE OUT CPU
 # source_point TARGET PORT SESSIONS COUNT [COUNT_QUERY_URL]: smtp-source, timed.
 source_point() {
   local target=$1 port=$2 s=$3 n=$4 url=${5:-} before=0 after t0 t1 errs
   [ -n "$url" ] && before=$(sql "$url" "SELECT COUNT(*) FROM messages WHERE ticket_id = $SUBJECT_ID")
+  local cpu0=""
+  [ -n "$url" ] && cpu0=$(cpu_ticks "$GW_PID")
   t0=$(now)
   timeout "$POINT_TIMEOUT" smtp-source -A -s "$s" -m "$n" -l "$SIZE" -M bench.cliente.example \
     -f requerente@cliente.example -t chamados@suporte.example -S "$SUBJECT" \
@@ -265,6 +269,10 @@ source_point() {
   fi
   RATE[$target,$s]=$(calc "$ok / ($t1 - $t0)")
   ERR[$target,$s]=$errs
+  if [ -n "$cpu0" ] && [ "$ok" -gt 0 ]; then
+    # The gateway process's user + system CPU (all its threads) per reply.
+    CPU[$target,$s]=$(calc "($(cpu_ticks "$GW_PID") - $cpu0) * 1000000 / $(getconf CLK_TCK) / $ok")
+  fi
   if [ "$errs" -gt 0 ]; then
     log "  $target s=$s: $errs refusals: $(grep -o 'rejected: [0-9]*' "$WORK/source.err" | sort | uniq -c | tr '\n' ' ')"
   fi
@@ -420,6 +428,7 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
       "$(ratio "${RATE[gw-sqlite,$s]:-}" "${RATE[postfix,$s]:-}")" "$(ratio "${RATE[gw-postgres,$s]:-}" "${RATE[postfix,$s]:-}")" \
       "$(ratio "${RATE[gw-sqlite,$s]:-}" "${RATE[sink,$s]:-}")" "$(ratio "${RATE[gw-postgres,$s]:-}" "${RATE[sink,$s]:-}")"
   done
+  echo "gateway CPU per threaded reply (user + system, all threads; µs): SQLite $(for s in $SESSIONS_LIST; do printf '%s=%s ' "$s" "${CPU[gw-sqlite,$s]:--}"; done)· PostgreSQL $(for s in $SESSIONS_LIST; do printf '%s=%s ' "$s" "${CPU[gw-postgres,$s]:--}"; done)"
   errs=""
   for k in "${!ERR[@]}"; do [ "${ERR[$k]}" != 0 ] && errs="$errs $k:${ERR[$k]}"; done
   echo "refused by the server (smtp-source warnings):${errs:- none}"

@@ -22,7 +22,7 @@ use sqlx::Any;
 use sqlx::pool::PoolConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError, Tx};
+use super::{Dialect, Store, StoreError, Tx};
 
 /// One unit of work, run inside the batch's transaction.
 pub type Work<T, E> = Box<
@@ -172,7 +172,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
         // Dropped after a failed begin or commit, so a broken connection is
         // replaced by the next batch.
         if let Some(c) = conn.as_mut() {
-            if !commit(c, &mut batch).await {
+            if !commit(c, store.dialect(), &mut batch).await {
                 conn = None;
             }
         }
@@ -185,8 +185,12 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
 
 /// Runs the batch in one transaction on `conn`; false when the connection
 /// itself failed (begin, commit or rollback) and should be replaced.
-async fn commit(conn: &mut PoolConnection<Any>, batch: &mut Vec<Unit>) -> bool {
-    let mut tx = match sqlx::Connection::begin(&mut **conn).await {
+async fn commit(conn: &mut PoolConnection<Any>, dialect: Dialect, batch: &mut Vec<Unit>) -> bool {
+    let begun = match dialect {
+        Dialect::Sqlite => sqlx::Connection::begin_with(&mut **conn, super::BEGIN_IMMEDIATE).await,
+        Dialect::Postgres => sqlx::Connection::begin(&mut **conn).await,
+    };
+    let mut tx = match begun {
         Ok(tx) => tx,
         Err(e) => {
             tracing::warn!(error = %e, "cannot begin the batch");

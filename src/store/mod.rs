@@ -25,6 +25,9 @@ use sqlx::{Any, AnyPool, Executor};
 /// take. A `Transaction` derefs to it.
 pub type Tx = sqlx::AnyConnection;
 
+/// SQLite's write transaction that waits for the lock instead of failing.
+pub(crate) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
+
 /// A transaction on the store; commit it or it is rolled back on drop.
 pub type Transaction = sqlx::Transaction<'static, Any>;
 
@@ -148,8 +151,15 @@ impl Store {
         self.dialect
     }
 
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (BEGIN IMMEDIATE): a transaction that read first and then tries to
+    /// write while another connection writes fails at once with "database
+    /// is locked", without waiting out busy_timeout.
     pub async fn begin(&self) -> Result<Transaction, StoreError> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with(BEGIN_IMMEDIATE).await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
     }
 
     pub async fn close(&self) {
