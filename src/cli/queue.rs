@@ -366,11 +366,7 @@ async fn release(
         bail!("quarantine row {id} is not a readable message; it cannot be released");
     };
     if add_participant {
-        let who = if p.from.is_empty() {
-            row.mail_from.clone()
-        } else {
-            p.from.clone()
-        };
+        let who = p.author(&row.mail_from).to_owned();
         let mut tx = store.begin().await?;
         Store::ticket_add_participant(&mut tx, ticket_id, &who).await?;
         tx.commit().await?;

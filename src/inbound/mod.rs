@@ -242,11 +242,7 @@ impl Inbound {
         // Knowing a ticket number is not enough to write on it: the sender
         // must take part in the ticket, or answer its Reply-To token address.
         if !agreeing.contains(&MatchedBy::Token) && !self.trusted(&ticket, env, &p) {
-            let who = if p.from.is_empty() {
-                &env.mail_from
-            } else {
-                &p.from
-            };
+            let who = p.author(&env.mail_from);
             let reason = format!("sender {who} is not a participant of ticket {ticket_id}");
             return self.quarantine(env, raw, &p, kind, &reason).await;
         }
@@ -271,36 +267,37 @@ impl Inbound {
     ) -> Result<Outcome, InboundError> {
         // The technicians' copies are composed here, in this session's
         // task, so that the shared transaction only decides and writes.
-        let prepared = if kind != Kind::AutoReply && ticket.status != "closed" {
+        let follow_up = if kind == Kind::AutoReply {
+            FollowUp::Nothing
+        } else if ticket.status == "closed" {
+            FollowUp::Closed
+        } else {
             let forwarded: Vec<_> = p
                 .attachments
                 .iter()
                 .map(attachments::Found::for_compose)
                 .collect();
             let notice = Notice {
-                sender: author_of(env, &p),
+                sender: p.author(&env.mail_from),
                 subject: &p.subject,
                 text: &p.text,
                 attachments: &forwarded,
             };
-            Some(
-                outbound::prepare_notification(
-                    &self.store,
-                    &self.cfg,
-                    &ticket,
-                    &notice,
-                    &p.message_id,
-                )
-                .await?,
+            let prepared = outbound::prepare_notification(
+                &self.store,
+                &self.cfg,
+                &ticket,
+                &notice,
+                &p.message_id,
             )
-        } else {
-            None
+            .await?;
+            FollowUp::Notify(prepared)
         };
         let job = ReplyJob {
             env: env.clone(),
             raw: raw.to_vec(),
             p,
-            prepared,
+            follow_up,
             ticket,
             matched_by: matched_by.to_owned(),
             kind,
@@ -397,8 +394,7 @@ struct ReplyJob {
     env: Envelope,
     raw: Vec<u8>,
     p: parse::Parsed,
-    /// The notification, composed before the commit.
-    prepared: Option<outbound::Prepared>,
+    follow_up: FollowUp,
     ticket: Ticket,
     matched_by: String,
     kind: Kind,
@@ -406,13 +402,15 @@ struct ReplyJob {
     cfg: Arc<Config>,
 }
 
-/// Who wrote the reply: the From address, else the envelope sender.
-fn author_of<'a>(env: &'a Envelope, p: &'a parse::Parsed) -> &'a str {
-    if p.from.is_empty() {
-        &env.mail_from
-    } else {
-        &p.from
-    }
+/// What a stored reply brings about, decided before the commit.
+enum FollowUp {
+    /// An auto-reply stays on the ticket as an event: never forwarded,
+    /// never answered.
+    Nothing,
+    /// The closed-ticket policy (see outbound::closed), inside the commit.
+    Closed,
+    /// The technicians' notification, composed before the commit.
+    Notify(outbound::Prepared),
 }
 
 /// The writes of one reply inside a (batch) transaction: the message, its
@@ -432,7 +430,7 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
     let (env, raw, matched_by, kind, release) =
         (env, raw.as_slice(), matched_by.as_str(), *kind, *release);
     let ticket_id = ticket.id;
-    let author = author_of(env, p);
+    let author = p.author(&env.mail_from);
     let in_reply_to = p.in_reply_to.first().map(String::as_str);
     let refs = p.thread_ids.join(" ");
     let stored = Store::message_insert(
@@ -481,28 +479,26 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
         };
         Store::attachment_insert(&mut *tx, &new).await?;
     }
-    let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
-    let notice = Notice {
-        sender: author,
-        subject: &p.subject,
-        text: &p.text,
-        attachments: &forwarded,
-    };
-    // An auto-reply stays on the ticket as an event: never forwarded,
-    // never answered. Closed-ticket policy: see outbound::closed.
-    let queued = if kind == Kind::AutoReply {
-        None
-    } else if ticket.status == "closed" {
-        let incoming = outbound::closed::Incoming {
-            return_path: &env.mail_from,
-            message_id: &p.message_id,
-            thread_ids: &p.thread_ids,
-        };
-        outbound::closed::on_reply(&mut *tx, &job.cfg, &ticket, &notice, &incoming).await?
-    } else if let Some(prepared) = &job.prepared {
-        outbound::queue_prepared(&mut *tx, &job.cfg, ticket_id, prepared).await?
-    } else {
-        outbound::queue_notification(&mut *tx, &job.cfg, &ticket, &notice).await?
+    let queued = match &job.follow_up {
+        FollowUp::Nothing => None,
+        FollowUp::Notify(prepared) => {
+            outbound::queue_prepared(&mut *tx, &job.cfg, ticket_id, prepared).await?
+        }
+        FollowUp::Closed => {
+            let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
+            let notice = Notice {
+                sender: author,
+                subject: &p.subject,
+                text: &p.text,
+                attachments: &forwarded,
+            };
+            let incoming = outbound::closed::Incoming {
+                return_path: &env.mail_from,
+                message_id: &p.message_id,
+                thread_ids: &p.thread_ids,
+            };
+            outbound::closed::on_reply(&mut *tx, &job.cfg, ticket, &notice, &incoming).await?
+        }
     };
     if let Some(q) = release {
         // `quarantine release`: the held copy leaves in the same commit.

@@ -93,6 +93,17 @@ fn fix_undeclared_charsets(msg: &mut Message<'_>) {
     }
 }
 
+impl Parsed {
+    /// Who wrote the message: its From address, else the envelope sender.
+    pub fn author<'a>(&'a self, mail_from: &'a str) -> &'a str {
+        if self.from.is_empty() {
+            mail_from
+        } else {
+            &self.from
+        }
+    }
+}
+
 /// None when the bytes are not a message at all.
 pub fn parse<'x>(raw: &'x [u8], hostname: &str) -> Option<(Parsed, mail_parser::Message<'x>)> {
     let mut msg = MessageParser::default().parse(raw)?;
