@@ -22,9 +22,9 @@ const MATCHER_TTL: Duration = Duration::from_secs(2);
 
 use tokio::sync::Notify;
 
-use crate::config::{Config, Strangers, Unmatched};
+use crate::config::{ClosedTicket, Config, Strangers, Unmatched};
 use crate::outbound::{self, Notice, OutboundError};
-use crate::store::attachments::NewAttachment;
+use crate::store::attachments::{NewAttachment, sha256_hex};
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
 use crate::store::tickets::Ticket;
@@ -267,9 +267,10 @@ impl Inbound {
     ) -> Result<Outcome, InboundError> {
         // The technicians' copies are composed here, in this session's
         // task, so that the shared transaction only decides and writes.
+        let reopen = self.cfg.inbound.closed_ticket == ClosedTicket::Reopen;
         let follow_up = if kind == Kind::AutoReply {
             FollowUp::Nothing
-        } else if ticket.status == "closed" {
+        } else if ticket.status == "closed" && !reopen {
             FollowUp::Closed
         } else {
             let forwarded: Vec<_> = p
@@ -291,9 +292,20 @@ impl Inbound {
                 &p.message_id,
             )
             .await?;
-            FollowUp::Notify(prepared)
+            FollowUp::Notify {
+                prepared,
+                reopen: ticket.status == "closed",
+            }
         };
+        // Hashed here too, not on the committer's one thread.
+        let max = self.cfg.inbound.max_attachment_bytes;
+        let hashes = p
+            .attachments
+            .iter()
+            .map(|a| (!a.over(max)).then(|| sha256_hex(&a.bytes)))
+            .collect();
         let job = ReplyJob {
+            hashes,
             env: env.clone(),
             raw: raw.to_vec(),
             p,
@@ -395,6 +407,8 @@ struct ReplyJob {
     raw: Vec<u8>,
     p: parse::Parsed,
     follow_up: FollowUp,
+    /// SHA-256 of each of `p.attachments` whose bytes are kept.
+    hashes: Vec<Option<String>>,
     ticket: Ticket,
     matched_by: String,
     kind: Kind,
@@ -407,10 +421,15 @@ enum FollowUp {
     /// An auto-reply stays on the ticket as an event: never forwarded,
     /// never answered.
     Nothing,
-    /// The closed-ticket policy (see outbound::closed), inside the commit.
+    /// `closed_ticket = "keep"`: the closed-ticket notice (see
+    /// outbound::closed), inside the commit.
     Closed,
-    /// The technicians' notification, composed before the commit.
-    Notify(outbound::Prepared),
+    /// The technicians' notification, composed before the commit; `reopen`:
+    /// the ticket was closed and `closed_ticket = "reopen"` opens it again.
+    Notify {
+        prepared: outbound::Prepared,
+        reopen: bool,
+    },
 }
 
 /// The writes of one reply inside a (batch) transaction: the message, its
@@ -460,12 +479,12 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
             false,
         ));
     };
-    // The files were read with the rest of the message, outside this
-    // (shared, serial) transaction; here they are only listed, bytes
+    // The files were read and hashed with the rest of the message, outside
+    // this (shared, serial) transaction; here they are only written, bytes
     // deduplicated by hash.
     let found = &p.attachments;
     let max = job.cfg.inbound.max_attachment_bytes;
-    for a in found {
+    for (a, sha) in found.iter().zip(&job.hashes) {
         let note = a.note(max);
         let new = NewAttachment {
             message_id: row_id,
@@ -474,14 +493,17 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
             inline: a.inline,
             content_id: a.content_id.as_deref(),
             bytes: &a.bytes,
-            keep_bytes: !a.over(max),
+            sha256: sha.as_deref(),
             note: note.as_deref(),
         };
         Store::attachment_insert(&mut *tx, &new).await?;
     }
     let queued = match &job.follow_up {
         FollowUp::Nothing => None,
-        FollowUp::Notify(prepared) => {
+        FollowUp::Notify { prepared, reopen } => {
+            if *reopen {
+                Store::ticket_set_status_tx(&mut *tx, ticket_id, "open").await?;
+            }
             outbound::queue_prepared(&mut *tx, &job.cfg, ticket_id, prepared).await?
         }
         FollowUp::Closed => {

@@ -5,12 +5,12 @@
 //! reply, so the message, the status and the mail commit together. It never
 //! decides whether the message belongs to the ticket: inbound did that.
 
-use crate::config::{ClosedTicket, Config};
+use crate::config::Config;
 use crate::store::outbox::NewOutbox;
 use crate::store::tickets::Ticket;
 use crate::store::{Store, Tx, now_ms};
 
-use super::{Notice, OutboundError, compose, queue_notification, thread};
+use super::{Notice, OutboundError, compose, thread};
 
 /// The outbox `kind` of the "this ticket is closed" reply.
 pub const KIND: &str = "closed-notice";
@@ -29,24 +29,6 @@ pub struct Incoming<'a> {
     pub thread_ids: &'a [String],
 }
 
-/// Applies the policy to a reply already stored on the closed `ticket` in
-/// `tx`. Returns the outbox row queued, if any.
-pub async fn on_reply(
-    tx: &mut Tx,
-    cfg: &Config,
-    ticket: &Ticket,
-    notice: &Notice<'_>,
-    incoming: &Incoming<'_>,
-) -> Result<Option<i64>, OutboundError> {
-    match cfg.inbound.closed_ticket {
-        ClosedTicket::Reopen => {
-            Store::ticket_set_status_tx(tx, ticket.id, "open").await?;
-            queue_notification(tx, cfg, ticket, notice).await
-        }
-        ClosedTicket::Keep => queue_closed_notice(tx, cfg, ticket, notice, incoming).await,
-    }
-}
-
 /// The plain-text answer, in the desk's language and in English.
 pub fn notice_text(ticket_id: i64, from_name: &str) -> String {
     format!(
@@ -59,7 +41,11 @@ pub fn notice_text(ticket_id: i64, from_name: &str) -> String {
     )
 }
 
-async fn queue_closed_notice(
+/// `closed_ticket = "keep"`: a reply already stored on the closed `ticket`
+/// in `tx` is answered once with the closed-ticket notice (the technicians
+/// are not told). Returns the outbox row queued, if any. Under "reopen" the
+/// inbound path reopens the ticket and queues the usual notification.
+pub async fn on_reply(
     tx: &mut Tx,
     cfg: &Config,
     ticket: &Ticket,

@@ -28,8 +28,12 @@ pub async fn queue_failure_notice(
     if to.is_empty() {
         return Ok(None);
     }
-    let mut tx = store.begin().await?;
-    let th = thread_headers(&mut tx, &ticket).await?;
+    // Read and prepared before the write transaction, which on SQLite
+    // holds the write lock from its start.
+    let th = {
+        let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+        thread_headers(&mut conn, &ticket).await?
+    };
     let key = super::token::key(cfg)?;
     let subject = format!(
         "Undeliverable: ticket {ticket_id} message to {}",
@@ -40,6 +44,7 @@ pub async fn queue_failure_notice(
          The relay answered: {reason}\n\nMessage-ID: {failed_message_id}\n",
         rcpt.join(", ")
     );
+    let mut tx = store.begin().await?;
     let mut last = None;
     for tech in &to {
         if !super::caps::allow_automatic(&mut tx, cfg, ticket_id, tech, KIND).await? {

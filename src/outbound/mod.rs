@@ -20,7 +20,7 @@ use crate::store::tickets::Ticket;
 use crate::store::{Store, StoreError};
 use template::{Key, Template, TemplateError, Values};
 
-pub use notify::{Notice, Prepared, prepare_notification, queue_notification, queue_prepared};
+pub use notify::{Notice, Prepared, prepare_notification, queue_prepared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {
@@ -203,9 +203,10 @@ pub async fn technician_reply(
     let template = {
         // A recipient that bounced permanently is not mailed again for a
         // while: the technician hears why at once.
-        let mut tx = store.begin().await?;
-        let bounced = caps::bounced(&mut tx, &ticket.requester).await?;
-        drop(tx);
+        // A read: a plain connection, not a write transaction.
+        let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
+        let bounced = caps::bounced(&mut conn, &ticket.requester).await?;
+        drop(conn);
         match bounced {
             Some(reason) => Err(OutboundError::Suppressed(reason)),
             None => current_template(store).await,

@@ -3,9 +3,7 @@
 //! the commit is the inbound path's one serial step) and queued inside it,
 //! where the loop caps decide which of them may go.
 
-use super::{
-    OutboundError, ThreadHeaders, caps, compose, thread_headers, thread_headers_after, token,
-};
+use super::{OutboundError, ThreadHeaders, caps, compose, thread_headers_after, token};
 use crate::config::Config;
 use crate::store::outbox::NewOutbox;
 use crate::store::tickets::Ticket;
@@ -89,24 +87,6 @@ pub async fn queue_prepared(
         last = Some(id);
     }
     Ok(last)
-}
-
-/// Composes and queues in one go, all inside `tx` (the closed-ticket
-/// policy and other callers off the hot path). One mail per technician:
-/// each gets its own Reply-To token and signed Message-ID, threaded under
-/// the ticket's earlier mail.
-pub async fn queue_notification(
-    tx: &mut Tx,
-    cfg: &Config,
-    ticket: &Ticket,
-    n: &Notice<'_>,
-) -> Result<Option<i64>, OutboundError> {
-    if ticket.technician_list().is_empty() {
-        return Ok(None);
-    }
-    let th = thread_headers(&mut *tx, ticket).await?;
-    let prepared = compose_all(cfg, ticket, n, &th)?;
-    queue_prepared(tx, cfg, ticket.id, &prepared).await
 }
 
 fn compose_all(

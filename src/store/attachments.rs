@@ -31,8 +31,10 @@ pub struct NewAttachment<'a> {
     pub inline: bool,
     pub content_id: Option<&'a str>,
     pub bytes: &'a [u8],
-    /// False: listed with its size, bytes not kept (over the limit).
-    pub keep_bytes: bool,
+    /// The bytes' SHA-256 ([`sha256_hex`]) when they are kept; None lists
+    /// the file with its size only (over the limit). Computed by the caller,
+    /// outside the shared commit.
+    pub sha256: Option<&'a str>,
     pub note: Option<&'a str>,
 }
 
@@ -46,26 +48,22 @@ impl Store {
     /// Lists the attachment on its message and, when its bytes are kept,
     /// stores them unless a blob with the same hash is already there.
     pub async fn attachment_insert(tx: &mut Tx, a: &NewAttachment<'_>) -> Result<i64, StoreError> {
-        let sha = if a.keep_bytes {
-            let sha = sha256_hex(a.bytes);
+        if let Some(sha) = a.sha256 {
             // Two instances may store the same file at once: the loser's
             // insert does nothing, and both rows point at the winner's blob.
             sqlx::query("INSERT INTO blobs (sha256, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
-                .bind(&sha)
+                .bind(sha)
                 .bind(a.bytes)
                 .bind(a.bytes.len() as i64)
                 .execute(&mut *tx)
                 .await?;
-            Some(sha)
-        } else {
-            None
-        };
+        }
         Ok(sqlx::query_scalar(
             "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size, is_inline, content_id, note) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(a.message_id)
-        .bind(sha)
+        .bind(a.sha256)
         .bind(a.filename)
         .bind(a.content_type)
         .bind(a.bytes.len() as i64)
