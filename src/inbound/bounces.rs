@@ -50,8 +50,12 @@ fn report_detail(raw: &[u8]) -> (Option<String>, String) {
     let text = String::from_utf8_lossy(raw);
     let field = |name: &str| {
         text.lines()
-            .find(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name))
-            .map(|l| l[name.len()..].trim().to_owned())
+            .find_map(|l| match (l.get(..name.len()), l.get(name.len()..)) {
+                (Some(head), Some(rest)) if !rest.is_empty() && head.eq_ignore_ascii_case(name) => {
+                    Some(rest.trim().to_owned())
+                }
+                _ => None,
+            })
     };
     let status = field("Status:");
     let diag = field("Diagnostic-Code:").unwrap_or_default();
@@ -105,4 +109,21 @@ pub async fn handle(inb: &Inbound, env: &Envelope, raw: &[u8]) -> Result<String,
         "a bounce of our mail {} to {rcpt}{ticket}: {detail}",
         row.message_id
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_fields_are_read_from_any_text() {
+        // A line whose 7th or 16th byte falls inside a character.
+        let raw = "状态状态状态状态状态
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 no such user
+";
+        let (status, detail) = report_detail(raw.as_bytes());
+        assert_eq!(status.as_deref(), Some("5.1.1"));
+        assert!(detail.contains("no such user"), "{detail}");
+    }
 }

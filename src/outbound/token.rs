@@ -175,7 +175,8 @@ pub fn parse_reply_address<'a>(cfg: &Config, rcpt: &'a str) -> Option<(i64, &'a 
 }
 
 /// A signed Message-ID for mail to `rcpt` on `ticket`.
-pub fn signed_message_id(key: &Key, ticket: i64, rcpt: &str, hostname: &str) -> String {
+#[cfg(test)]
+fn signed_message_id(key: &Key, ticket: i64, rcpt: &str, hostname: &str) -> String {
     mint_parts(key, ticket, rcpt, hostname).0
 }
 
@@ -226,7 +227,8 @@ pub fn is_bounce_address(cfg: &Config, rcpt: &str) -> bool {
     };
     domain.eq_ignore_ascii_case(our_domain)
         && local.len() > ours.len() + 3
-        && local[..ours.len()].eq_ignore_ascii_case(ours)
+        // By `get`: a byte offset inside a non-ASCII local part is no match.
+        && local.get(..ours.len()).is_some_and(|l| l.eq_ignore_ascii_case(ours))
         && local[ours.len()..].starts_with("+b.")
 }
 
@@ -269,6 +271,16 @@ mod tests {
             None,
             "forged"
         );
+    }
+
+    #[test]
+    fn bounce_address_check_takes_any_local_part() {
+        let cfg = Config::default();
+        let (ours, domain) = cfg.mail.from.rsplit_once('@').unwrap();
+        // A multi-byte character where our local part ends: no match, no panic.
+        let odd = format!("{}ã+b.1.x@{domain}", &ours[..ours.len() - 1]);
+        assert!(!is_bounce_address(&cfg, &odd));
+        assert!(is_bounce_address(&cfg, &format!("{ours}+b.1.x@{domain}")));
     }
 
     #[test]
