@@ -208,7 +208,12 @@ async fn explain(
             id,
             matched_by: by.as_str().to_owned(),
             status: t.status.clone(),
-            sender_allowed: sender_allowed(cfg, &t, &p.from, &x.source.envelope_from),
+            sender_allowed: crate::inbound::sender_allowed(
+                cfg,
+                &t,
+                &p.from,
+                &x.source.envelope_from,
+            ),
             sender_check: sender_check(cfg, &t, &p.from, &x.source.envelope_from),
             technicians: t.technician_list(),
             already_holds_message: store.ticket_holds_message(id, &p.message_id).await?,
@@ -314,26 +319,6 @@ impl Verdict {
     }
 }
 
-fn sender_allowed(
-    cfg: &Config,
-    t: &crate::store::tickets::Ticket,
-    from: &str,
-    envelope: &str,
-) -> bool {
-    let trusted = |a: &str| {
-        a.rsplit_once('@').is_some_and(|(_, d)| {
-            cfg.inbound
-                .trusted_domains
-                .iter()
-                .any(|x| x.eq_ignore_ascii_case(d))
-        })
-    };
-    cfg.inbound.strangers == crate::config::Strangers::Accept
-        || t.is_participant(from)
-        || t.is_participant(envelope)
-        || trusted(from)
-}
-
 fn sender_check(
     cfg: &Config,
     t: &crate::store::tickets::Ticket,
@@ -349,7 +334,7 @@ fn sender_check(
         .any(|a| a.eq_ignore_ascii_case(who))
     {
         format!("{who} is a technician")
-    } else if sender_allowed(cfg, t, from, envelope) {
+    } else if crate::inbound::sender_allowed(cfg, t, from, envelope) {
         format!("{who} is an added participant, in a trusted domain, or strangers are accepted")
     } else {
         format!(

@@ -180,19 +180,7 @@ impl Inbound {
 
     /// Whether the sender may post on `ticket` without a token.
     fn trusted(&self, ticket: &Ticket, env: &Envelope, p: &parse::Parsed) -> bool {
-        let domain_trusted = |a: &str| {
-            a.rsplit_once('@').is_some_and(|(_, d)| {
-                self.cfg
-                    .inbound
-                    .trusted_domains
-                    .iter()
-                    .any(|t| t.eq_ignore_ascii_case(d))
-            })
-        };
-        self.cfg.inbound.strangers == Strangers::Accept
-            || ticket.is_participant(&p.from)
-            || ticket.is_participant(&env.mail_from)
-            || domain_trusted(&p.from)
+        sender_allowed(&self.cfg, ticket, &p.from, &env.mail_from)
     }
 
     /// Decides and commits. Err only when the store cannot commit: the
@@ -414,6 +402,24 @@ struct ReplyJob {
     kind: Kind,
     release: Option<i64>,
     cfg: Arc<Config>,
+}
+
+/// Whether a sender (From `from`, envelope `envelope`) may post on `ticket`
+/// without its Reply-To token: a participant, a trusted domain, or
+/// `strangers = "accept"`. `replay` explains the same decision.
+pub fn sender_allowed(cfg: &Config, ticket: &Ticket, from: &str, envelope: &str) -> bool {
+    let domain_trusted = |a: &str| {
+        a.rsplit_once('@').is_some_and(|(_, d)| {
+            cfg.inbound
+                .trusted_domains
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(d))
+        })
+    };
+    cfg.inbound.strangers == Strangers::Accept
+        || ticket.is_participant(from)
+        || ticket.is_participant(envelope)
+        || domain_trusted(from)
 }
 
 /// What a stored reply brings about, decided before the commit.

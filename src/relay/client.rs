@@ -81,8 +81,9 @@ impl RelayClient {
     /// (port 465).
     pub fn new(cfg: &RelayConfig, hello: &str) -> Result<RelayClient, RelayError> {
         let bad = |m: String| RelayError::Url(format!("relay.url: {m}"));
-        super::RelayTarget::parse(&cfg.url).map_err(RelayError::Url)?;
-        let u = url::Url::parse(&cfg.url).map_err(|e| bad(e.to_string()))?;
+        let u = super::RelayTarget::parse(&cfg.url)
+            .map_err(RelayError::Url)?
+            .url;
         let host = u.host_str().unwrap_or_default().to_owned();
         let tls_mode = u
             .query_pairs()
@@ -353,12 +354,24 @@ impl Failed {
 
 /// lettre's error as ours: a 5xx is permanent, everything else temporary.
 fn classify(e: &lettre::transport::smtp::Error, step: &str) -> SendError {
-    let text = format!("{step}: {}", super::describe(e));
+    let text = format!("{step}: {}", describe(e));
     if e.is_permanent() {
         SendError::Permanent(text)
     } else {
         SendError::Temporary(text)
     }
+}
+
+/// The relay's own words where it gave a reply, else lettre's description.
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
 }
 
 fn quit_in_background(mut conn: AsyncSmtpConnection) {

@@ -37,7 +37,7 @@ pub enum RelayError {
 /// A checked `[relay] url`.
 #[derive(Debug, Clone)]
 pub struct RelayTarget {
-    pub url: String,
+    pub url: url::Url,
 }
 
 impl RelayTarget {
@@ -56,9 +56,7 @@ impl RelayTarget {
                 "{url:?}: put the password in relay.password_file, not in the url"
             ));
         }
-        Ok(RelayTarget {
-            url: url.to_owned(),
-        })
+        Ok(RelayTarget { url: u })
     }
 }
 
@@ -210,27 +208,31 @@ async fn record(
 ) {
     let mut done = Vec::new();
     while rx.recv_many(&mut done, 256).await > 0 {
-        let owned: Vec<(i64, Attempt)> =
-            done.iter().map(|d| (d.row.id, d.attempt.clone())).collect();
-        let (who, rows) = (owner.clone(), owned.clone());
+        // Shared with the unit of work rather than copied into it: the same
+        // batch serves the fallback and the reports below.
+        let batch = Arc::new(std::mem::take(&mut done));
+        let (who, rows) = (owner.clone(), batch.clone());
         let work: Work<(), StoreError> = Box::new(move |tx: &mut Tx| {
-            Box::pin(async move {
-                let outcomes: Vec<_> = rows.iter().map(|(id, a)| (*id, a.outcome())).collect();
-                Store::outbox_record_in(tx, &who, &outcomes).await
-            })
+            Box::pin(async move { Store::outbox_record_in(tx, &who, &outcomes(&rows)).await })
         });
         let mut recorded = store.committer(cfg.database.max_batch).submit(work).await;
         if recorded.is_err() {
             // Its batch failed for another unit's sake, or the committer is
             // stopping: the outcomes still go in, in a transaction of their
             // own, or the rows would be sent again when their lease ends.
-            let outcomes: Vec<_> = owned.iter().map(|(id, a)| (*id, a.outcome())).collect();
-            recorded = store.outbox_record(&owner, &outcomes).await;
+            recorded = store.outbox_record(&owner, &outcomes(&batch)).await;
         }
-        for d in done.drain(..) {
-            report(&store, &cfg, &d, recorded.as_ref().err()).await;
+        for d in batch.iter() {
+            report(&store, &cfg, d, recorded.as_ref().err()).await;
         }
     }
+}
+
+fn outcomes(batch: &[Done]) -> Vec<(i64, Outcome<'_>)> {
+    batch
+        .iter()
+        .map(|d| (d.row.id, d.attempt.outcome()))
+        .collect()
 }
 
 async fn report(store: &Store, cfg: &Config, d: &Done, unrecorded: Option<&StoreError>) {
@@ -288,16 +290,4 @@ fn envelope(from: &str, to: &[String]) -> Result<Envelope, String> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Envelope::new(Some(from), to).map_err(|e| e.to_string())
-}
-
-/// The relay's own words where it gave a reply, else lettre's description.
-pub(crate) fn describe(e: &lettre::transport::smtp::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }

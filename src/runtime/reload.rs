@@ -7,9 +7,6 @@
 use crate::config::Config;
 use crate::runtime::logging::{self, FilterChange};
 
-/// Keys a reload applies to the running process.
-pub const LIVE_KEYS: &[&str] = &["log.filter"];
-
 /// What a reload did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Report {
@@ -48,17 +45,13 @@ pub fn apply(running: &mut Config, new: &Config) -> Report {
     for key in changed_keys(running, new) {
         if key == "log.filter" {
             match logging::set_filter(&new.log.filter) {
-                Ok(FilterChange::Applied) => {
+                Ok(FilterChange::Applied | FilterChange::NotInitialised) => {
                     running.log.filter = new.log.filter.clone();
                     report.applied.push(key);
                 }
                 Ok(FilterChange::OverriddenByEnv) => report
                     .notes
                     .push("log.filter unchanged: RUST_LOG is set and wins".into()),
-                Ok(FilterChange::NotInitialised) => {
-                    running.log.filter = new.log.filter.clone();
-                    report.applied.push(key);
-                }
                 Err(e) => report.notes.push(e),
             }
         } else {

@@ -163,21 +163,6 @@ impl Store {
         self.outbox_record(owner, &[(id, Outcome::Sent)]).await
     }
 
-    /// A temporary failure: try again at `next_attempt_at`.
-    pub async fn outbox_retry(
-        &self,
-        id: i64,
-        owner: &str,
-        next_attempt_at: i64,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let retry = Outcome::Retry {
-            at: next_attempt_at,
-            error,
-        };
-        self.outbox_record(owner, &[(id, retry)]).await
-    }
-
     /// A permanent failure, or attempts exhausted.
     pub async fn outbox_failed(&self, id: i64, owner: &str, error: &str) -> Result<(), StoreError> {
         self.outbox_record(owner, &[(id, Outcome::Failed { error })])
@@ -209,28 +194,32 @@ impl Store {
         outcomes: &[(i64, Outcome<'_>)],
     ) -> Result<(), StoreError> {
         let now = now_ms();
+        // Each statement: the row ($1) while `owner` ($2) holds it, then the
+        // outcome's own values.
         for (id, outcome) in outcomes {
             let q = match outcome {
                 Outcome::Sent => sqlx::query(
-                    "UPDATE outbox SET state = 'sent', sent_at = $1, last_error = NULL, claimed_by = NULL, \
-                     lease_until = NULL WHERE id = $2 AND claimed_by = $3",
+                    "UPDATE outbox SET state = 'sent', sent_at = $3, last_error = NULL, claimed_by = NULL, \
+                     lease_until = NULL WHERE id = $1 AND claimed_by = $2",
                 )
+                .bind(*id)
+                .bind(owner)
                 .bind(now),
-                Outcome::Retry { at, .. } => sqlx::query(
-                    "UPDATE outbox SET state = 'queued', next_attempt_at = $1, last_error = $4, claimed_by = NULL, \
-                     lease_until = NULL WHERE id = $2 AND claimed_by = $3",
+                Outcome::Retry { at, error } => sqlx::query(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = $3, last_error = $4, claimed_by = NULL, \
+                     lease_until = NULL WHERE id = $1 AND claimed_by = $2",
                 )
-                .bind(*at),
-                Outcome::Failed { error } => sqlx::query(
-                    "UPDATE outbox SET state = 'failed', last_error = $1, claimed_by = NULL, lease_until = NULL \
-                     WHERE id = $2 AND claimed_by = $3",
-                )
+                .bind(*id)
+                .bind(owner)
+                .bind(*at)
                 .bind(*error),
-            };
-            let q = q.bind(*id).bind(owner);
-            let q = match outcome {
-                Outcome::Retry { error, .. } => q.bind(*error),
-                _ => q,
+                Outcome::Failed { error } => sqlx::query(
+                    "UPDATE outbox SET state = 'failed', last_error = $3, claimed_by = NULL, lease_until = NULL \
+                     WHERE id = $1 AND claimed_by = $2",
+                )
+                .bind(*id)
+                .bind(owner)
+                .bind(*error),
             };
             q.execute(&mut *tx).await?;
         }

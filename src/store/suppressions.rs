@@ -2,19 +2,15 @@
 //! address that bounced), one row each with the reason; and the counts the
 //! loop caps are judged on.
 
-use sqlx::{FromRow, Row};
+use sqlx::Row;
 
 use super::{Store, StoreError, Tx, now_ms};
 
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
-pub struct SuppressionRow {
-    pub id: i64,
-    pub ticket_id: Option<i64>,
-    pub rcpt: String,
-    pub kind: String,
-    pub reason: String,
-    pub until_at: Option<i64>,
-    pub at: i64,
+/// Until when `$1` is not to be mailed because it bounced (`$2`: now).
+macro_rules! bounced_until_sql {
+    () => {
+        "SELECT MAX(until_at) FROM suppressions WHERE lower(rcpt) = lower($1) AND until_at > $2"
+    };
 }
 
 impl Store {
@@ -42,13 +38,11 @@ impl Store {
 
     /// Until when `rcpt` is not to be mailed because it bounced, if it is.
     pub async fn bounced_until(tx: &mut Tx, rcpt: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT MAX(until_at) FROM suppressions WHERE lower(rcpt) = lower($1) AND until_at > $2",
-        )
-        .bind(rcpt)
-        .bind(now_ms())
-        .fetch_one(&mut *tx)
-        .await?)
+        Ok(sqlx::query_scalar(bounced_until_sql!())
+            .bind(rcpt)
+            .bind(now_ms())
+            .fetch_one(&mut *tx)
+            .await?)
     }
 
     /// Everything the loop caps need about `rcpt`, in one round trip (this
@@ -63,14 +57,15 @@ impl Store {
         since: i64,
         caps: (i64, i64),
     ) -> Result<AutomaticMail, StoreError> {
-        let row = sqlx::query(
-            "SELECT \
-             (SELECT MAX(until_at) FROM suppressions WHERE lower(rcpt) = lower($1) AND until_at > $2), \
+        let row = sqlx::query(concat!(
+            "SELECT (",
+            bounced_until_sql!(),
+            "), \
              (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
                 AND kind <> 'reply' LIMIT $4) AS recent), \
              (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
-                AND kind <> 'reply' AND ticket_id = $5 LIMIT $6) AS recent_on_ticket)",
-        )
+                AND kind <> 'reply' AND ticket_id = $5 LIMIT $6) AS recent_on_ticket)"
+        ))
         .bind(rcpt)
         .bind(now_ms())
         .bind(since)
@@ -84,14 +79,6 @@ impl Store {
             all: row.try_get(1)?,
             on_ticket: row.try_get(2)?,
         })
-    }
-
-    pub async fn suppressions_list(&self) -> Result<Vec<SuppressionRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, ticket_id, rcpt, kind, reason, until_at, at FROM suppressions ORDER BY id",
-        )
-        .fetch_all(self.pool())
-        .await?)
     }
 }
 
