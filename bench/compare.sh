@@ -16,7 +16,7 @@
 # on exit (trap). Postgres: 127.0.0.1:5432, trust auth; a scratch database is
 # created and dropped. Postfix is installed from Debian when missing.
 # Knobs (environment): MESSAGES, SINK_MESSAGES, SESSIONS_LIST, SIZE,
-# LOAD_SESSIONS, LOAD_MESSAGES, OUT_MESSAGES, IDLE_SESSIONS, PG_ADMIN, PARTS,
+# LOAD_SESSIONS, LOAD_MESSAGES, LOAD_RATE, OUT_MESSAGES, IDLE_SESSIONS, PG_ADMIN, PARTS, M_BIN,
 # GW_PORT, POSTFIX_PORT, SINK_PORT, POINT_TIMEOUT, KEEP_WORK=1, SKIP_CRITERION=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -305,6 +305,11 @@ load_run() {
   log "  $key: ${line:-no RESULT} backlog=$backlog quarantined=$held"
 }
 
+# load_runs TARGET PORT [URL]: back to back, paced at LOAD_RATE, one session.
+load_runs() {
+  load_run "$1" "$2" "${3:-}" && load_run "$1" "$2" "${3:-}" "$LOAD_RATE" && load_run "$1" "$2" "${3:-}" "" 1
+}
+
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
 # idle_rss TARGET: RSS of the running gateway before and with idle sessions.
@@ -370,12 +375,12 @@ wait_smtp "$SINK_PORT"
 if has inbound || has load; then
   log "smtp-sink (protocol ceiling)"
   has inbound && sweep sink "$SINK_PORT" "$SINK_MESSAGES"
-  has load && load_run sink "$SINK_PORT" && load_run sink "$SINK_PORT" "" "$LOAD_RATE" && load_run sink "$SINK_PORT" "" "" 1
+  has load && load_runs sink "$SINK_PORT"
 
   log "Postfix $(postconf -d -h mail_version) (queue fsync, discard transport)"
   start_postfix
   has inbound && sweep postfix "$POSTFIX_PORT" "$MESSAGES"
-  has load && load_run postfix "$POSTFIX_PORT" && load_run postfix "$POSTFIX_PORT" "" "$LOAD_RATE" && load_run postfix "$POSTFIX_PORT" "" "" 1
+  has load && load_runs postfix "$POSTFIX_PORT"
   postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 && POSTFIX_UP=""
 fi
 
@@ -387,7 +392,7 @@ for kind in sqlite postgres; do
     seed "$cfg" load
     start_gateway "$cfg" "in-$kind"
     has inbound && sweep "gw-$kind" "$GW_PORT" "$MESSAGES" "$url"
-    has load && load_run "gw-$kind" "$GW_PORT" "$url" && load_run "gw-$kind" "$GW_PORT" "$url" "$LOAD_RATE" && load_run "gw-$kind" "$GW_PORT" "$url" "" 1
+    has load && load_runs "gw-$kind" "$GW_PORT" "$url"
     has idle && idle_rss "gw-$kind"
     stop_pid "$GW_PID"
   fi

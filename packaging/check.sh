@@ -33,9 +33,9 @@ step "building the .deb (release build)"
 deb=$(cargo deb --locked --quiet | tail -n 1)
 [ -f "$deb" ] || { echo "ci: cargo deb printed no package path (got: $deb)" >&2; exit 1; }
 step "built $deb in $((SECONDS - t1)) s"
-dpkg-deb -c "$deb"
-dpkg-deb -f "$deb" Package Version Depends
 listing=$(dpkg-deb -c "$deb")
+printf '%s\n' "$listing"
+dpkg-deb -f "$deb" Package Version Depends
 for path in ./usr/bin/mensageria ./lib/systemd/system/mensageria.service \
   ./etc/mensageria/mensageria.toml ./usr/share/doc/mensageria/README.md; do
   grep -q " $path\$" <<<"$listing" || { echo "ci: $path missing from $deb" >&2; exit 1; }

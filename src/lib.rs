@@ -13,7 +13,7 @@
 //!   find the ticket (subject, then thread headers), store or quarantine.
 //! - [`outbound`]: templates and parameter 417, composition, thread headers.
 //! - [`store`]: sqlx over SQLite or PostgreSQL, one file per table.
-//! - [`relay`]: drains the outbox through lettre's pool with retries.
+//! - [`relay`]: drains the outbox through pooled SMTP sessions, with retries.
 //! - [`gateway`]: assembles them under one shutdown token; [`runtime`]:
 //!   signals, reload, systemd notification and logging; [`admin`]: the
 //!   loopback HTTP listener (metrics, health); [`cli`]: the commands of the

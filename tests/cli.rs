@@ -266,13 +266,7 @@ fn check_config_prints_one_line_per_problem_and_probes_the_relay() {
     );
     // A valid file; the relay probe fails on a closed port (exit 1, one line).
     let db = dir.path().join("m.db");
-    let port = {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
+    let port = support::sink::free_port();
     std::fs::write(
         &p,
         format!(

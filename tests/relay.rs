@@ -156,15 +156,13 @@ async fn refused_recipient_fails_and_technician_is_told(db: Db) {
         Some(("ana@cliente.example".into(), "550 5.1.1 No such user here"));
     let cfg = support::config(&tdb.url, sink.addr.port());
     let gw = Gateway::start(cfg.clone()).await.unwrap();
-    seed(&gw.store).await;
-    let f = TicketFields {
-        technicians: Some(vec!["tec@suporte.example".into()]),
-        ..Default::default()
-    };
-    gw.store
-        .ticket_upsert(5, &f, "<unused@gw.test>", "AQ==")
-        .await
-        .unwrap();
+    support::seed(
+        &gw.store,
+        "Chamado ${IDSOLICITACAOSERVICO}",
+        5,
+        &["tec@suporte.example"],
+    )
+    .await;
     let id = queue_one(&gw, &cfg).await;
     let row = wait_until("the row to fail", Duration::from_secs(10), || async {
         let r = gw.store.outbox_get(id).await.unwrap().unwrap();

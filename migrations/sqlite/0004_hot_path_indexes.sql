@@ -16,3 +16,8 @@ CREATE INDEX suppressions_by_lower_rcpt ON suppressions (lower(rcpt), until_at);
 CREATE INDEX messages_by_ticket_at ON messages (ticket_id, at, message_id);
 CREATE INDEX messages_by_at ON messages (at, direction);
 CREATE INDEX outbox_by_state_created ON outbox (state, created_at);
+-- Indexes nothing reads, kept up to date on every insert inside the shared
+-- commit: suppressions are looked up by lower(rcpt) (above), and no query
+-- selects attachments by blob (blobs are never deleted).
+DROP INDEX suppressions_by_rcpt;
+DROP INDEX attachments_by_blob;

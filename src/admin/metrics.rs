@@ -81,7 +81,7 @@ pub fn session_refused(code: u16, text: &str) {
     SESSIONS_REFUSED.inc(&[reason]);
 }
 
-/// One delivery attempt (`relay::Worker::deliver`): `sent`, `retry` or
+/// One delivery attempt (recorded by the relay worker): `sent`, `retry` or
 /// `failed`. A `retry` (connection refused, timeout, 4xx) marks the relay
 /// unreachable for `/readyz`; a `failed` row was refused by a relay that
 /// answered, or gave up after retries already counted, so it marks nothing.

@@ -72,11 +72,11 @@ pub fn has_bare_line_end(data: &[u8]) -> bool {
     })
 }
 
-/// Rewrites `MAIL FROM:<a> SIZE=n BODY=8BITMIME` for mailin, which knows
-/// only BODY=: returns the line to pass on, or the reply that refuses it.
 /// What mailin is given in place of `MAIL FROM:<>`.
 pub const NULL_SENDER: &str = "null-reverse-path@mensageria.invalid";
 
+/// Rewrites `MAIL FROM:<a> SIZE=n BODY=8BITMIME` for mailin, which knows
+/// only BODY=: returns the line to pass on, or the reply that refuses it.
 pub fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16, &'static str)> {
     let text = String::from_utf8_lossy(line);
     let trimmed = text.trim_end();
@@ -92,8 +92,9 @@ pub fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16
     let (path, params) = trimmed.split_at(close + 1);
     // mailin refuses the null reverse-path of bounces (RFC 5321 4.5.5
     // requires accepting it): hand it a stand-in the policy maps back.
-    let null_path = format!("MAIL FROM:<{NULL_SENDER}>");
+    let null_path;
     let path = if path[10..].trim() == "<>" {
+        null_path = format!("MAIL FROM:<{NULL_SENDER}>");
         null_path.as_str()
     } else {
         path

@@ -209,7 +209,6 @@ impl Store {
         )
     }
 
-    /// The ticket whose thread root is one of `ids`, if any.
     /// Lets `addr` post on the ticket from now on.
     pub async fn ticket_add_participant(
         tx: &mut Tx,
@@ -232,6 +231,7 @@ impl Store {
         Ok(())
     }
 
+    /// The ticket whose thread root is one of `ids`, if any.
     pub async fn ticket_by_thread_root(&self, ids: &[String]) -> Result<Option<i64>, StoreError> {
         for id in ids {
             let found: Option<i64> =
