@@ -5,6 +5,7 @@
 use ring::digest::{SHA256, digest};
 use sqlx::FromRow;
 
+use super::exec::args;
 use super::{Store, StoreError, Tx};
 
 /// One attachment as listed with its message.
@@ -51,27 +52,27 @@ impl Store {
         if let Some(sha) = a.sha256 {
             // Two instances may store the same file at once: the loser's
             // insert does nothing, and both rows point at the winner's blob.
-            sqlx::query("INSERT INTO blobs (sha256, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING")
-                .bind(sha)
-                .bind(a.bytes)
-                .bind(a.bytes.len() as i64)
-                .execute(&mut *tx)
-                .await?;
+            tx.exec(
+                "INSERT INTO blobs (sha256, bytes, size) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
+                args![sha, a.bytes, a.bytes.len() as i64],
+            )
+            .await?;
         }
-        Ok(sqlx::query_scalar(
+        tx.one(
             "INSERT INTO attachments (message_id, blob_sha256, filename, content_type, size, is_inline, content_id, note) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            args![
+                a.message_id,
+                a.sha256,
+                a.filename,
+                a.content_type,
+                a.bytes.len() as i64,
+                i64::from(a.inline),
+                a.content_id,
+                a.note,
+            ],
         )
-        .bind(a.message_id)
-        .bind(a.sha256)
-        .bind(a.filename)
-        .bind(a.content_type)
-        .bind(a.bytes.len() as i64)
-        .bind(i64::from(a.inline))
-        .bind(a.content_id)
-        .bind(a.note)
-        .fetch_one(&mut *tx)
-        .await?)
+        .await
     }
 
     /// Every attachment on a ticket's thread, by message then arrival order.

@@ -6,10 +6,11 @@
 //! transaction that holds its work has committed — 250 still means durable.
 //!
 //! All of it runs on one connection kept for the purpose, on a thread of its
-//! own: the connection that wrote last keeps its SQLite page cache (any other
-//! re-reads every page it touches), no two writers wait on each other's
-//! lock, and no database round trip waits in the run queue behind the
-//! sessions' parsing.
+//! own: the connection that wrote last keeps its SQLite page cache (any
+//! other re-reads every page it touches), no two writers wait on each
+//! other's lock, and no database round trip waits in the run queue behind
+//! the sessions' parsing. On SQLite that connection is the committer's own
+//! (`direct`), stepped on this thread without a hand-off per statement.
 //!
 //! A unit that fails fails its whole batch (PostgreSQL aborts the
 //! transaction on an error): every caller of that batch gets an error and
@@ -134,9 +135,24 @@ impl Committer {
     }
 }
 
+/// The connection the batches run on.
+enum Conn {
+    /// A pooled sqlx connection: PostgreSQL, or SQLite in memory.
+    Pool(PoolConnection<Any>),
+    /// The committer's own SQLite connection (see `direct`).
+    Direct(rusqlite::Connection),
+}
+
+async fn connect(store: &Store) -> Result<Conn, StoreError> {
+    match store.sqlite_path() {
+        Some(path) => Ok(Conn::Direct(super::direct::open(path)?)),
+        None => Ok(Conn::Pool(store.pool().acquire().await?)),
+    }
+}
+
 async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
     let mut batch: Vec<Unit> = Vec::with_capacity(max_batch);
-    let mut conn: Option<PoolConnection<Any>> = None;
+    let mut conn: Option<Conn> = None;
     while let Some(first) = rx.recv().await {
         let mut release = None;
         match first {
@@ -159,7 +175,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
             continue;
         }
         if conn.is_none() {
-            match store.pool().acquire().await {
+            match connect(&store).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     // Dropping the units tells their callers.
@@ -185,50 +201,104 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
 
 /// Runs the batch in one transaction on `conn`; false when the connection
 /// itself failed (begin, commit or rollback) and should be replaced.
-async fn commit(conn: &mut PoolConnection<Any>, dialect: Dialect, batch: &mut Vec<Unit>) -> bool {
-    let begun = match dialect {
-        Dialect::Sqlite => sqlx::Connection::begin_with(&mut **conn, super::BEGIN_IMMEDIATE).await,
-        Dialect::Postgres => sqlx::Connection::begin(&mut **conn).await,
-    };
-    let mut tx = match begun {
-        Ok(tx) => tx,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot begin the batch");
-            batch.clear();
-            return false;
+async fn commit(conn: &mut Conn, dialect: Dialect, batch: &mut Vec<Unit>) -> bool {
+    match conn {
+        Conn::Pool(c) => {
+            let begun = match dialect {
+                Dialect::Sqlite => sqlx::Connection::begin_with(&mut **c, super::BEGIN_IMMEDIATE).await,
+                Dialect::Postgres => sqlx::Connection::begin(&mut **c).await,
+            };
+            let mut tx = match begun {
+                Ok(tx) => tx,
+                Err(e) => return cannot_begin(&e, batch),
+            };
+            let ran = run_units(&mut *tx, batch).await;
+            let ended = match ran {
+                Ran::Failed(_) => tx.rollback().await.map_err(|e| e.to_string()),
+                Ran::All(_) => tx.commit().await.map_err(|e| e.to_string()),
+            };
+            deliver(ran, ended)
         }
-    };
-    let (started, units) = (std::time::Instant::now(), batch.len());
-    // Units run in order; after a failure the rest are not run at all
-    // (dropped, which tells their callers).
+        Conn::Direct(c) => {
+            // The write lock at once (see Store::begin); busy_timeout waits.
+            if let Err(e) = c.execute_batch(super::BEGIN_IMMEDIATE) {
+                return cannot_begin(&e, batch);
+            }
+            let ran = run_units(c, batch).await;
+            let end = match ran {
+                Ran::Failed(_) => "ROLLBACK",
+                Ran::All(_) => "COMMIT",
+            };
+            let ended = c.execute_batch(end).map_err(|e| e.to_string());
+            if ended.is_err() && !c.is_autocommit() {
+                // A failed COMMIT leaves the transaction open: end it.
+                let _ = c.execute_batch("ROLLBACK");
+            }
+            deliver(ran, ended)
+        }
+    }
+}
+
+fn cannot_begin(e: &dyn std::fmt::Display, batch: &mut Vec<Unit>) -> bool {
+    tracing::warn!(error = %e, "cannot begin the batch");
+    batch.clear();
+    false
+}
+
+/// How the units of a batch ran, with the deliveries of those that ran.
+enum Ran {
+    All(Timed),
+    Failed(Timed),
+}
+
+struct Timed {
+    ran: Vec<Deliver>,
+    started: std::time::Instant,
+    worked: std::time::Duration,
+}
+
+/// Runs the units in order; after a failure the rest are not run at all
+/// (dropped, which tells their callers).
+async fn run_units(tx: &mut Tx, batch: &mut Vec<Unit>) -> Ran {
+    let started = std::time::Instant::now();
     let mut ran: Vec<Deliver> = Vec::with_capacity(batch.len());
     let mut failed = false;
     for unit in batch.drain(..) {
         if failed {
             continue;
         }
-        match unit(&mut tx).await {
+        match unit(tx).await {
             Ok(deliver) => ran.push(deliver),
             Err(()) => failed = true,
         }
     }
-    let worked = started.elapsed();
-    let (outcome, healthy) = if failed {
-        (Err(NOT_RUN.to_owned()), tx.rollback().await.is_ok())
-    } else {
-        match tx.commit().await {
-            Ok(()) => (Ok(()), true),
-            Err(e) => (Err(e.to_string()), false),
+    let t = Timed {
+        ran,
+        started,
+        worked: started.elapsed(),
+    };
+    if failed { Ran::Failed(t) } else { Ran::All(t) }
+}
+
+/// Tells every caller whose unit ran how the transaction ended (`ended`:
+/// the commit's, or the rollback's, result); true when the connection is
+/// fit for the next batch.
+fn deliver(ran: Ran, ended: Result<(), String>) -> bool {
+    let (t, outcome, healthy) = match ran {
+        Ran::Failed(t) => (t, Err(NOT_RUN.to_owned()), ended.is_ok()),
+        Ran::All(t) => {
+            let healthy = ended.is_ok();
+            (t, ended, healthy)
         }
     };
     tracing::debug!(
-        units,
-        work_us = worked.as_micros() as u64,
-        commit_us = (started.elapsed() - worked).as_micros() as u64,
+        units = t.ran.len(),
+        work_us = t.worked.as_micros() as u64,
+        commit_us = (t.started.elapsed() - t.worked).as_micros() as u64,
         ok = outcome.is_ok(),
         "batch"
     );
-    for deliver in ran {
+    for deliver in t.ran {
         deliver(outcome.as_ref().err().map(String::as_str));
     }
     healthy
@@ -237,6 +307,7 @@ async fn commit(conn: &mut PoolConnection<Any>, dialect: Dialect, batch: &mut Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::exec::args;
 
     async fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -253,11 +324,10 @@ mod tests {
     fn insert(n: i64) -> Work<i64, StoreError> {
         Box::new(move |tx: &mut Tx| {
             Box::pin(async move {
-                sqlx::query(
+                tx.exec(
                     "INSERT INTO parameters (number, value, updated_at) VALUES ($1, 'x', 0)",
+                    args![n],
                 )
-                .bind(n)
-                .execute(&mut *tx)
                 .await?;
                 Ok(n)
             })
@@ -307,9 +377,7 @@ mod tests {
         let b = s.committer(16);
         let text: Work<String, StoreError> = Box::new(|tx: &mut Tx| {
             Box::pin(async move {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM parameters")
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let n: i64 = tx.one("SELECT COUNT(*) FROM parameters", args![]).await?;
                 Ok(format!("{n} rows"))
             })
         });

@@ -2,6 +2,7 @@
 
 use sqlx::FromRow;
 
+use super::exec::args;
 use super::{Store, StoreError, Tx, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,26 +62,28 @@ impl Store {
         tx: &mut Tx,
         m: &NewMessage<'_>,
     ) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
+        let recipients = super::join_lines(m.recipients);
+        tx.optional(
             "INSERT INTO messages (ticket_id, direction, author, recipients, subject, body_text, message_id, \
              in_reply_to, refs, raw, at, kind, matched_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (ticket_id, message_id) DO NOTHING RETURNING id",
+            args![
+                m.ticket_id,
+                m.direction.as_str(),
+                m.author,
+                &recipients,
+                m.subject,
+                m.body_text,
+                m.message_id,
+                m.in_reply_to,
+                m.refs,
+                m.raw,
+                now_ms(),
+                m.kind,
+                m.matched_by,
+            ],
         )
-        .bind(m.ticket_id)
-        .bind(m.direction.as_str())
-        .bind(m.author)
-        .bind(super::join_lines(m.recipients))
-        .bind(m.subject)
-        .bind(m.body_text)
-        .bind(m.message_id)
-        .bind(m.in_reply_to)
-        .bind(m.refs)
-        .bind(m.raw)
-        .bind(now_ms())
-        .bind(m.kind)
-        .bind(m.matched_by)
-        .fetch_optional(&mut *tx)
-        .await?)
+        .await
     }
 
     /// The thread, oldest first.

@@ -7,6 +7,8 @@
 
 pub mod attachments;
 pub mod batch;
+mod direct;
+pub mod exec;
 pub mod messages;
 pub mod outbox;
 pub mod params;
@@ -21,9 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor};
 
-/// A connection inside a transaction: what the writes of one unit of work
-/// take. A `Transaction` derefs to it.
-pub type Tx = sqlx::AnyConnection;
+pub use exec::Tx;
 
 /// SQLite's write transaction that waits for the lock instead of failing.
 pub(crate) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
@@ -42,6 +42,10 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database: cannot read a column: {0}")]
+    Decode(String),
     #[error("transaction not committed: {0}")]
     Batch(String),
     #[error("the store is shutting down")]
@@ -60,6 +64,9 @@ pub enum Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// The SQLite file, which the committer opens itself (see `direct`);
+    /// None for PostgreSQL and an in-memory database.
+    sqlite_path: Option<Arc<std::path::PathBuf>>,
     /// The group committer, started by the first caller that needs it.
     committer: Arc<OnceLock<batch::Committer>>,
 }
@@ -88,12 +95,22 @@ impl Store {
             return Err(StoreError::BadUrl(url.into()));
         };
         let mut url = url.to_owned();
+        let mut sqlite_path = None;
         if dialect == Dialect::Sqlite {
-            url = prepare_sqlite_url(&url)?;
+            let (prepared, path) = prepare_sqlite_url(&url)?;
+            url = prepared;
+            sqlite_path = path.map(Arc::new);
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
+            // No ping before each use: every connection is already tested
+            // when it goes back to the pool (sqlx always does that), and on
+            // SQLite a ping is one more hand-off to the driver's thread per
+            // query. A connection that broke while idle (a PostgreSQL
+            // restart) fails its next query; the client gets a 451 and the
+            // connection is dropped.
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
@@ -111,6 +128,7 @@ impl Store {
         Ok(Store {
             pool,
             dialect,
+            sqlite_path,
             committer: Arc::default(),
         })
     }
@@ -141,6 +159,7 @@ impl Store {
             let own = Store {
                 pool: self.pool.clone(),
                 dialect: self.dialect,
+                sqlite_path: self.sqlite_path.clone(),
                 committer: Arc::default(),
             };
             batch::Committer::start(own, max_batch)
@@ -149,6 +168,10 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    pub(crate) fn sqlite_path(&self) -> Option<&std::path::Path> {
+        self.sqlite_path.as_deref().map(|p| p.as_path())
     }
 
     /// Begins a write transaction. On SQLite it takes the write lock at once
@@ -170,11 +193,13 @@ impl Store {
     }
 }
 
-/// Adds `mode=rwc` so the file is created, and creates its folder.
-fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
+/// Adds `mode=rwc` so the file is created, and creates its folder; with
+/// the file's path, unless the database lives in memory.
+fn prepare_sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), StoreError> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or("");
-    if !path.is_empty() && path != ":memory:" {
+    let in_memory = path.is_empty() || path == ":memory:" || rest.contains("mode=memory");
+    if !in_memory {
         if let Some(parent) = std::path::Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
                 std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
@@ -184,13 +209,14 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
             }
         }
     }
-    Ok(if url.contains("mode=") {
+    let url = if url.contains("mode=") {
         url.to_owned()
     } else if url.contains('?') {
         format!("{url}&mode=rwc")
     } else {
         format!("{url}?mode=rwc")
-    })
+    };
+    Ok((url, (!in_memory).then(|| std::path::PathBuf::from(path))))
 }
 
 /// Milliseconds since the Unix epoch, the store's one time format.

@@ -6,6 +6,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow, Row};
 
+use super::exec::args;
 use super::{Dialect, Store, StoreError, Tx, now_ms};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -86,21 +87,13 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<i64, StoreError> {
         let now = now_ms();
-        Ok(sqlx::query_scalar(
+        let rcpt_to = super::join_lines(o.rcpt_to);
+        tx.one(
             "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, state, attempts, \
              next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $8) RETURNING id",
+            args![o.ticket_id, o.kind, o.message_id, o.mail_from, &rcpt_to, o.raw, state, now, reason],
         )
-        .bind(o.ticket_id)
-        .bind(o.kind)
-        .bind(o.message_id)
-        .bind(o.mail_from)
-        .bind(super::join_lines(o.rcpt_to))
-        .bind(o.raw)
-        .bind(state)
-        .bind(now)
-        .bind(reason)
-        .fetch_one(&mut *tx)
-        .await?)
+        .await
     }
 
     /// Claims up to `limit` due rows for `owner` until `lease_ms` from now.
@@ -136,25 +129,23 @@ impl Store {
              OR (state = 'sending' AND lease_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
              RETURNING id, message_id, mail_from, rcpt_to, raw, attempts, kind, ticket_id"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&mut *tx)
+        let rows: Vec<(i64, String, String, String, Vec<u8>, i64, String, Option<i64>)> = tx
+            .all(&sql, args![owner, now + lease_ms, now, limit])
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Claimed {
-                id: r.get(0),
-                message_id: r.get(1),
-                mail_from: r.get(2),
-                rcpt_to: super::split_lines(&r.get::<String, _>(3)),
-                raw: r.get(4),
-                attempts: r.get(5),
-                kind: r.get(6),
-                ticket_id: r.get(7),
-            })
+            .map(
+                |(id, message_id, mail_from, rcpt_to, raw, attempts, kind, ticket_id)| Claimed {
+                    id,
+                    message_id,
+                    mail_from,
+                    rcpt_to: super::split_lines(&rcpt_to),
+                    raw,
+                    attempts,
+                    kind,
+                    ticket_id,
+                },
+            )
             .collect())
     }
 
@@ -197,31 +188,24 @@ impl Store {
         // Each statement: the row ($1) while `owner` ($2) holds it, then the
         // outcome's own values.
         for (id, outcome) in outcomes {
-            let q = match outcome {
-                Outcome::Sent => sqlx::query(
+            let (sql, args) = match *outcome {
+                Outcome::Sent => (
                     "UPDATE outbox SET state = 'sent', sent_at = $3, last_error = NULL, claimed_by = NULL, \
                      lease_until = NULL WHERE id = $1 AND claimed_by = $2",
-                )
-                .bind(*id)
-                .bind(owner)
-                .bind(now),
-                Outcome::Retry { at, error } => sqlx::query(
+                    args![*id, owner, now],
+                ),
+                Outcome::Retry { at, error } => (
                     "UPDATE outbox SET state = 'queued', next_attempt_at = $3, last_error = $4, claimed_by = NULL, \
                      lease_until = NULL WHERE id = $1 AND claimed_by = $2",
-                )
-                .bind(*id)
-                .bind(owner)
-                .bind(*at)
-                .bind(*error),
-                Outcome::Failed { error } => sqlx::query(
+                    args![*id, owner, at, error],
+                ),
+                Outcome::Failed { error } => (
                     "UPDATE outbox SET state = 'failed', last_error = $3, claimed_by = NULL, lease_until = NULL \
                      WHERE id = $1 AND claimed_by = $2",
-                )
-                .bind(*id)
-                .bind(owner)
-                .bind(*error),
+                    args![*id, owner, error],
+                ),
             };
-            q.execute(&mut *tx).await?;
+            tx.exec(sql, args).await?;
         }
         Ok(())
     }
@@ -375,16 +359,13 @@ impl Store {
         rcpt: &str,
         since: i64,
     ) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE ticket_id = $1 AND kind = $2 AND rcpt_to = $3 \
-             AND created_at >= $4",
-        )
-        .bind(ticket_id)
-        .bind(kind)
-        .bind(rcpt)
-        .bind(since)
-        .fetch_one(&mut *tx)
-        .await?;
+        let n: i64 = tx
+            .one(
+                "SELECT COUNT(*) FROM outbox WHERE ticket_id = $1 AND kind = $2 AND rcpt_to = $3 \
+                 AND created_at >= $4",
+                args![ticket_id, kind, rcpt, since],
+            )
+            .await?;
         Ok(n > 0)
     }
 

@@ -2,6 +2,7 @@
 
 use sqlx::{FromRow, Row};
 
+use super::exec::args;
 use super::{Store, StoreError, Tx, now_ms};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -86,11 +87,10 @@ impl Store {
 
     /// The same, inside the transaction that stores the released message.
     pub async fn quarantine_delete_tx(tx: &mut Tx, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM quarantine WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
+        let done = tx
+            .exec("DELETE FROM quarantine WHERE id = $1", args![id])
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Quarantined since `since`, counted by reason, most frequent first.

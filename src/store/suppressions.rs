@@ -2,8 +2,7 @@
 //! address that bounced), one row each with the reason; and the counts the
 //! loop caps are judged on.
 
-use sqlx::Row;
-
+use super::exec::args;
 use super::{Store, StoreError, Tx, now_ms};
 
 /// Until when `$1` is not to be mailed because it bounced (`$2`: now).
@@ -22,27 +21,17 @@ impl Store {
         reason: &str,
         until_at: Option<i64>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        tx.exec(
             "INSERT INTO suppressions (ticket_id, rcpt, kind, reason, until_at, at) VALUES ($1, $2, $3, $4, $5, $6)",
+            args![ticket_id, rcpt, kind, reason, until_at, now_ms()],
         )
-        .bind(ticket_id)
-        .bind(rcpt)
-        .bind(kind)
-        .bind(reason)
-        .bind(until_at)
-        .bind(now_ms())
-        .execute(&mut *tx)
         .await?;
         Ok(())
     }
 
     /// Until when `rcpt` is not to be mailed because it bounced, if it is.
     pub async fn bounced_until(tx: &mut Tx, rcpt: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(bounced_until_sql!())
-            .bind(rcpt)
-            .bind(now_ms())
-            .fetch_one(&mut *tx)
-            .await?)
+        tx.one(bounced_until_sql!(), args![rcpt, now_ms()]).await
     }
 
     /// Everything the loop caps need about `rcpt`, in one round trip (this
@@ -57,7 +46,9 @@ impl Store {
         since: i64,
         caps: (i64, i64),
     ) -> Result<AutomaticMail, StoreError> {
-        let row = sqlx::query(concat!(
+        let (bounced_until, all, on_ticket) = tx
+            .one(
+                concat!(
             "SELECT (",
             bounced_until_sql!(),
             "), \
@@ -65,19 +56,14 @@ impl Store {
                 AND kind <> 'reply' LIMIT $4) AS recent), \
              (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
                 AND kind <> 'reply' AND ticket_id = $5 LIMIT $6) AS recent_on_ticket)"
-        ))
-        .bind(rcpt)
-        .bind(now_ms())
-        .bind(since)
-        .bind(caps.0)
-        .bind(ticket)
-        .bind(caps.1)
-        .fetch_one(&mut *tx)
-        .await?;
+                ),
+                args![rcpt, now_ms(), since, caps.0, ticket, caps.1],
+            )
+            .await?;
         Ok(AutomaticMail {
-            bounced_until: row.try_get(0)?,
-            all: row.try_get(1)?,
-            on_ticket: row.try_get(2)?,
+            bounced_until,
+            all,
+            on_ticket,
         })
     }
 }

@@ -4,6 +4,7 @@
 
 use sqlx::{AssertSqlSafe, FromRow};
 
+use super::exec::args;
 use super::{Store, StoreError, Tx, now_ms};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -196,17 +197,13 @@ impl Store {
         id: i64,
         topic: &str,
     ) -> Result<String, StoreError> {
-        sqlx::query("UPDATE tickets SET thread_topic = $1 WHERE id = $2 AND thread_topic = ''")
-            .bind(topic)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        Ok(
-            sqlx::query_scalar("SELECT thread_topic FROM tickets WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?,
+        tx.exec(
+            "UPDATE tickets SET thread_topic = $1 WHERE id = $2 AND thread_topic = ''",
+            args![topic, id],
         )
+        .await?;
+        tx.one("SELECT thread_topic FROM tickets WHERE id = $1", args![id])
+            .await
     }
 
     /// Lets `addr` post on the ticket from now on.
@@ -215,19 +212,19 @@ impl Store {
         id: i64,
         addr: &str,
     ) -> Result<(), StoreError> {
-        let current: String = sqlx::query_scalar("SELECT participants FROM tickets WHERE id = $1")
-            .bind(id)
-            .fetch_one(&mut *tx)
+        let current: String = tx
+            .one("SELECT participants FROM tickets WHERE id = $1", args![id])
             .await?;
         let mut list = super::split_lines(&current);
         if !list.iter().any(|a| a.eq_ignore_ascii_case(addr)) {
             list.push(addr.to_owned());
         }
-        sqlx::query("UPDATE tickets SET participants = $1 WHERE id = $2")
-            .bind(super::join_lines(&list))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let list = super::join_lines(&list);
+        tx.exec(
+            "UPDATE tickets SET participants = $1 WHERE id = $2",
+            args![&list, id],
+        )
+        .await?;
         Ok(())
     }
 
@@ -273,13 +270,13 @@ impl Store {
         id: i64,
         status: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE tickets SET status = $1, updated_at = $2 WHERE id = $3")
-            .bind(status)
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
+        let done = tx
+            .exec(
+                "UPDATE tickets SET status = $1, updated_at = $2 WHERE id = $3",
+                args![status, now_ms(), id],
+            )
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Whether the ticket's thread already holds this Message-ID (a new

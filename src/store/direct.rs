@@ -1,0 +1,147 @@
+//! The group committer's own SQLite connection. sqlx runs every SQLite
+//! statement on a worker thread of its own and hands it over and back per
+//! statement; the committer already has a thread for its work, so on SQLite
+//! it opens the file itself and steps its statements right there. Same
+//! file, same pragmas, same SQL text as the pool's connections.
+
+use std::path::Path;
+
+use futures_util::future::BoxFuture;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, OpenFlags, ToSql};
+
+use super::exec::{Arg, Exec, Rows};
+use super::{Dialect, StoreError};
+
+/// Opens `path` for writing, as the pool's connections are set up (WAL,
+/// synchronous=FULL: a commit is on disk before it returns).
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+    )?;
+    // Every statement of the hot path stays prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Arg::Int(v) => ValueRef::Integer(v),
+            Arg::Text(v) => ValueRef::Text(v.as_bytes()),
+            Arg::Blob(v) => ValueRef::Blob(v),
+            Arg::NullInt | Arg::NullText => ValueRef::Null,
+        }))
+    }
+}
+
+/// Prepares `sql` (cached) and binds `$n` to `args[n - 1]`, as sqlx does:
+/// SQLite numbers parameters by first appearance, not by their digits.
+fn prepare<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    args: &[Arg<'_>],
+) -> Result<rusqlite::CachedStatement<'c>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    for i in 1..=stmt.parameter_count() {
+        let n = stmt
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix(['$', '?']))
+            .and_then(|digits| digits.parse::<usize>().ok())
+            .unwrap_or(i);
+        let arg = args
+            .get(n - 1)
+            .ok_or_else(|| StoreError::Decode(format!("no value for parameter ${n}")))?;
+        stmt.raw_bind_parameter(i, arg)?;
+    }
+    Ok(stmt)
+}
+
+fn execute(conn: &Connection, sql: &str, args: &[Arg<'_>]) -> Result<u64, StoreError> {
+    Ok(prepare(conn, sql, args)?.raw_execute()? as u64)
+}
+
+fn fetch(conn: &Connection, sql: &str, args: &[Arg<'_>]) -> Result<Rows, StoreError> {
+    let mut stmt = prepare(conn, sql, args)?;
+    let width = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut cols = Vec::with_capacity(width);
+        for i in 0..width {
+            cols.push(row.get::<_, Value>(i)?);
+        }
+        out.push(cols);
+    }
+    Ok(Rows::Direct(out))
+}
+
+impl Exec for Connection {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: Vec<Arg<'a>>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        // Runs now, on the caller's (the commit) thread; nothing to await.
+        let done = execute(self, sql, &args);
+        Box::pin(std::future::ready(done))
+    }
+
+    fn fetch<'a>(
+        &'a mut self,
+        sql: &'a str,
+        args: Vec<Arg<'a>>,
+    ) -> BoxFuture<'a, Result<Rows, StoreError>> {
+        let done = fetch(self, sql, &args);
+        Box::pin(std::future::ready(done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::exec::{Tx, args};
+
+    #[tokio::test]
+    async fn numbered_parameters_bind_by_number_not_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("d.db")).unwrap();
+        let tx: &mut Tx = &mut conn;
+        tx.exec("CREATE TABLE t (a INTEGER, b TEXT, c BLOB)", args![])
+            .await
+            .unwrap();
+        // $2 appears first and $1 twice: SQLite numbers them 1 and 2 by
+        // appearance, the values must still follow the digits.
+        tx.exec(
+            "INSERT INTO t (b, a, c) VALUES ($2, $1 + $1, $3)",
+            args![21i64, "vinte e um", &b"\x00\xff"[..]],
+        )
+        .await
+        .unwrap();
+        let (a, b, c): (i64, String, Vec<u8>) = tx
+            .one("SELECT a, b, c FROM t WHERE b = $1", args!["vinte e um"])
+            .await
+            .unwrap();
+        assert_eq!((a, b.as_str(), c.as_slice()), (42, "vinte e um", &[0u8, 0xff][..]));
+        let none: Option<i64> = tx
+            .optional("SELECT a FROM t WHERE b = $1", args![None::<&str>])
+            .await
+            .unwrap();
+        assert_eq!(none, None);
+        let changed = tx
+            .exec("UPDATE t SET b = $1", args![Some("x")])
+            .await
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+}
