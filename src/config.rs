@@ -444,6 +444,14 @@ impl Config {
                 p.push(format!("{key}: must be at least 1"));
             }
         }
+        for (key, v) in [
+            ("smtp.idle_timeout_secs", self.smtp.idle_timeout_secs),
+            ("smtp.data_timeout_secs", self.smtp.data_timeout_secs),
+        ] {
+            if v == 0 {
+                p.push(format!("{key}: must be at least 1"));
+            }
+        }
         if self.smtp.max_command_length < 512 {
             p.push("smtp.max_command_length: must be at least 512 (RFC 5321 4.5.3.1.4)".into());
         }

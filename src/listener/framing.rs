@@ -30,45 +30,78 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
         if avail.is_empty() {
             return Ok(Line::Eof);
         }
-        let (take, found) = match memchr(b'\n', avail) {
-            Some(i) => (i + 1, true),
-            None => (avail.len(), false),
-        };
-        // When the line is already over the limit, only its last byte is
-        // kept, so a CR just before the LF is still seen.
-        if buf.len() + take <= max {
-            buf.extend_from_slice(&avail[..take]);
-        } else {
-            too_long = true;
-            let last = avail[take - 1];
-            buf.clear();
-            buf.push(last);
-        }
+        let (take, ended) = scan(buf, avail, max, crlf_only, &mut too_long);
         r.consume(take);
-        if found && (!crlf_only || buf.ends_with(b"\r\n") || (too_long && ends_with_cr_lf(buf))) {
-            return Ok(if too_long {
-                Line::TooLong
-            } else {
-                Line::Complete
-            });
+        if let Some(line) = ended {
+            return Ok(line);
         }
     }
 }
 
-fn ends_with_cr_lf(buf: &[u8]) -> bool {
-    buf.len() >= 2 && buf[buf.len() - 2] == b'\r'
+/// Takes one line out of `pending` (what the reader already holds) without
+/// waiting for the socket: Some when a whole line was there, None (nothing
+/// consumed) when the caller must read with its timeout. Most DATA lines
+/// arrive many to a segment, so most lines never arm a timer.
+pub fn take_buffered(
+    pending: &[u8],
+    buf: &mut Vec<u8>,
+    max: usize,
+    crlf_only: bool,
+) -> Option<usize> {
+    let end = if crlf_only {
+        memchr::memmem::find(pending, b"\r\n")? + 2
+    } else {
+        memchr::memchr(b'\n', pending)? + 1
+    };
+    // Over-long lines take the general path, which keeps only their end.
+    if end > max {
+        return None;
+    }
+    buf.clear();
+    buf.extend_from_slice(&pending[..end]);
+    Some(end)
 }
 
-fn memchr(b: u8, s: &[u8]) -> Option<usize> {
-    s.iter().position(|&c| c == b)
+/// Adds the bytes of `avail` up to its first LF to the line in `buf`;
+/// returns how many were taken, and how the line ended if it did.
+fn scan(
+    buf: &mut Vec<u8>,
+    avail: &[u8],
+    max: usize,
+    crlf_only: bool,
+    too_long: &mut bool,
+) -> (usize, Option<Line>) {
+    let (take, found) = match memchr::memchr(b'\n', avail) {
+        Some(i) => (i + 1, true),
+        None => (avail.len(), false),
+    };
+    let chunk = &avail[..take];
+    if !*too_long && buf.len() + take <= max {
+        buf.extend_from_slice(chunk);
+    } else {
+        // Over the limit: only the last two bytes seen are kept, so a CRLF
+        // is still recognised wherever the reads split it.
+        *too_long = true;
+        buf.extend_from_slice(&chunk[chunk.len().saturating_sub(2)..]);
+        let excess = buf.len().saturating_sub(2);
+        buf.drain(..excess);
+    }
+    if found && (!crlf_only || buf.ends_with(b"\r\n")) {
+        let line = if *too_long {
+            Line::TooLong
+        } else {
+            Line::Complete
+        };
+        return (take, Some(line));
+    }
+    (take, None)
 }
 
 /// True when the message has a CR or LF that is not part of a CRLF pair.
 pub fn has_bare_line_end(data: &[u8]) -> bool {
-    data.iter().enumerate().any(|(i, &c)| match c {
+    memchr::memchr2_iter(b'\r', b'\n', data).any(|i| match data[i] {
         b'\r' => data.get(i + 1) != Some(&b'\n'),
-        b'\n' => i == 0 || data[i - 1] != b'\r',
-        _ => false,
+        _ => i == 0 || data[i - 1] != b'\r',
     })
 }
 
@@ -123,4 +156,98 @@ pub fn mail_params(line: &[u8], max_size: usize) -> Result<Option<Vec<u8>>, (u16
 
 pub fn is_ehlo(line: &[u8]) -> bool {
     line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"ehlo")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `parts` one read at a time, as a socket might split them.
+    async fn lines(parts: &[&[u8]], max: usize, crlf_only: bool) -> Vec<(bool, Vec<u8>)> {
+        let mut parts = Parts(parts.iter().map(|p| p.to_vec()).collect());
+        let mut r = tokio::io::BufReader::with_capacity(16, &mut parts);
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            match read_line(&mut r, &mut buf, max, crlf_only).await.unwrap() {
+                Line::Eof => return out,
+                Line::Complete => out.push((true, buf.clone())),
+                Line::TooLong => out.push((false, buf.clone())),
+            }
+        }
+    }
+
+    /// A reader that returns each part as one read (at most what fits).
+    struct Parts(std::collections::VecDeque<Vec<u8>>);
+
+    impl tokio::io::AsyncRead for Parts {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            out: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if let Some(mut p) = self.0.pop_front() {
+                let n = p.len().min(out.remaining());
+                out.put_slice(&p[..n]);
+                if n < p.len() {
+                    self.0.push_front(p.split_off(n));
+                }
+            }
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_over_long_line_still_ends_at_its_crlf() {
+        // The line's end arrives in the read that takes it over the limit:
+        // its CRLF must still end it, or the terminating "." would be
+        // swallowed and the client left waiting for a reply.
+        let long = [b'x'; 40];
+        let got = lines(&[&long[..], b"yy\r\n.\r\n"], 20, true).await;
+        assert_eq!(
+            got,
+            vec![(false, b"\r\n".to_vec()), (true, b".\r\n".to_vec())]
+        );
+        // Split between CR and LF.
+        let got = lines(&[&long[..], b"\r", b"\n.\r\n"], 20, true).await;
+        assert_eq!(
+            got,
+            vec![(false, b"\r\n".to_vec()), (true, b".\r\n".to_vec())]
+        );
+    }
+
+    #[tokio::test]
+    async fn inside_data_only_crlf_ends_a_line() {
+        let got = lines(&[b"a\nb\r\n", b"c\r.\r\n"], 100, true).await;
+        assert_eq!(
+            got,
+            vec![(true, b"a\nb\r\n".to_vec()), (true, b"c\r.\r\n".to_vec())]
+        );
+        let got = lines(&[b"EHLO x\nQUIT\r\n"], 100, false).await;
+        assert_eq!(
+            got,
+            vec![(true, b"EHLO x\n".to_vec()), (true, b"QUIT\r\n".to_vec())]
+        );
+    }
+
+    #[test]
+    fn buffered_lines_are_taken_as_read_line_would() {
+        let mut buf = Vec::new();
+        assert_eq!(take_buffered(b"a\nb\r\nc", &mut buf, 100, true), Some(5));
+        assert_eq!(buf, b"a\nb\r\n");
+        assert_eq!(take_buffered(b"a\nb\r\nc", &mut buf, 100, false), Some(2));
+        assert_eq!(buf, b"a\n");
+        // No whole line yet, or one over the limit: the caller reads.
+        assert_eq!(take_buffered(b"abc\r", &mut buf, 100, true), None);
+        assert_eq!(take_buffered(b"abcdef\r\n", &mut buf, 4, true), None);
+    }
+
+    #[test]
+    fn bare_line_ends_are_found() {
+        assert!(!has_bare_line_end(b"a\r\nb\r\n"));
+        assert!(has_bare_line_end(b"a\nb\r\n"));
+        assert!(has_bare_line_end(b"a\r\rb\r\n"));
+        assert!(has_bare_line_end(b"\nb"));
+        assert!(has_bare_line_end(b"ab\r"));
+    }
 }

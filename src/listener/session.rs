@@ -8,10 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+};
 use tokio_util::sync::CancellationToken;
 
-use super::framing::{Line, has_bare_line_end, is_ehlo, mail_params, read_line};
+use super::framing::{Line, has_bare_line_end, is_ehlo, mail_params, read_line, take_buffered};
 use super::policy::{Policy, Shared};
 use super::reply;
 use super::tls::Tls;
@@ -107,22 +109,37 @@ pub async fn run(
         } else {
             cfg.smtp.max_command_length
         };
-        let read = read_line(&mut conn.r, &mut line, max, in_data);
-        let result = tokio::select! {
-            res = tokio::time::timeout(limit, read) => res,
-            // Between transactions a stop closes the session at once;
-            // inside DATA the message is allowed to finish.
-            _ = ctx.shutdown.cancelled(), if !in_data => {
-                write_reply(&mut conn.w, reply::SHUTTING_DOWN).await?;
-                return Ok(());
+        if limit.is_zero() {
+            // The DATA deadline passed, even for a client that never paused.
+            write_reply(&mut conn.w, reply::TIMEOUT).await?;
+            return Ok(());
+        }
+        // Between transactions a stop closes the session at once; inside
+        // DATA the message is allowed to finish.
+        if !in_data && ctx.shutdown.is_cancelled() {
+            write_reply(&mut conn.w, reply::SHUTTING_DOWN).await?;
+            return Ok(());
+        }
+        let outcome = if let Some(n) = take_buffered(conn.r.buffer(), &mut line, max, in_data) {
+            // A whole line already read: no timer, no wait.
+            conn.r.consume(n);
+            Line::Complete
+        } else {
+            let read = read_line(&mut conn.r, &mut line, max, in_data);
+            let result = tokio::select! {
+                res = tokio::time::timeout(limit, read) => res,
+                _ = ctx.shutdown.cancelled(), if !in_data => {
+                    write_reply(&mut conn.w, reply::SHUTTING_DOWN).await?;
+                    return Ok(());
+                }
+            };
+            match result {
+                Err(_) => {
+                    write_reply(&mut conn.w, reply::TIMEOUT).await?;
+                    return Ok(());
+                }
+                Ok(res) => res?,
             }
-        };
-        let outcome = match result {
-            Err(_) => {
-                write_reply(&mut conn.w, reply::TIMEOUT).await?;
-                return Ok(());
-            }
-            Ok(res) => res?,
         };
         match outcome {
             Line::Eof => return Ok(()),

@@ -17,7 +17,7 @@ use crate::store::outbox::NewOutbox;
 use crate::store::params::TEMPLATE_PARAM;
 use crate::store::templates::TemplateRow;
 use crate::store::tickets::Ticket;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Tx};
 use template::{Key, Template, TemplateError, Values};
 
 pub use notify::{Notice, Prepared, prepare_notification, queue_prepared};
@@ -145,7 +145,7 @@ pub(crate) struct ThreadHeaders {
 }
 
 pub(crate) async fn thread_headers(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut Tx,
     ticket: &Ticket,
 ) -> Result<ThreadHeaders, StoreError> {
     thread_headers_after(conn, ticket, None).await
@@ -154,7 +154,7 @@ pub(crate) async fn thread_headers(
 /// Thread headers as they will be once `newest` (a message about to be
 /// stored on the ticket) is on the thread.
 pub(crate) async fn thread_headers_after(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut Tx,
     ticket: &Ticket,
     newest: Option<&str>,
 ) -> Result<ThreadHeaders, StoreError> {

@@ -7,7 +7,7 @@ use super::{OutboundError, ThreadHeaders, caps, compose, thread_headers_after, t
 use crate::config::Config;
 use crate::store::outbox::NewOutbox;
 use crate::store::tickets::Ticket;
-use crate::store::{Store, StoreError, Tx};
+use crate::store::{Store, Tx};
 
 /// What a notification to the technicians says about one inbound reply.
 ///
@@ -51,8 +51,8 @@ pub async fn prepare_notification(
     if ticket.technician_list().is_empty() {
         return Ok(Prepared::default());
     }
-    let mut conn = store.pool().acquire().await.map_err(StoreError::from)?;
-    let th = thread_headers_after(&mut conn, ticket, Some(message_id)).await?;
+    let mut conn = store.reader().await?;
+    let th = thread_headers_after(conn.tx(), ticket, Some(message_id)).await?;
     drop(conn);
     compose_all(cfg, ticket, n, &th)
 }

@@ -205,7 +205,9 @@ async fn commit(conn: &mut Conn, dialect: Dialect, batch: &mut Vec<Unit>) -> boo
     match conn {
         Conn::Pool(c) => {
             let begun = match dialect {
-                Dialect::Sqlite => sqlx::Connection::begin_with(&mut **c, super::BEGIN_IMMEDIATE).await,
+                Dialect::Sqlite => {
+                    sqlx::Connection::begin_with(&mut **c, super::BEGIN_IMMEDIATE).await
+                }
                 Dialect::Postgres => sqlx::Connection::begin(&mut **c).await,
             };
             let mut tx = match begun {

@@ -1,10 +1,15 @@
-//! The group committer's own SQLite connection. sqlx runs every SQLite
-//! statement on a worker thread of its own and hands it over and back per
-//! statement; the committer already has a thread for its work, so on SQLite
-//! it opens the file itself and steps its statements right there. Same
+//! SQLite without sqlx's worker threads, where it counts. sqlx runs every
+//! SQLite statement on a thread of its own, handed over and back per
+//! statement (and pinged once more when the connection goes back to the
+//! pool). The group committer already has a thread for its work, so it
+//! opens the file itself and steps its statements right there; and the
+//! per-message reads of the inbound path (the ticket, the thread) run
+//! inline on the session's thread from a few kept read-only connections:
+//! point lookups by key, which in WAL mode never wait for the writer. Same
 //! file, same pragmas, same SQL text as the pool's connections.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use futures_util::future::BoxFuture;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
@@ -28,6 +33,73 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     // Every statement of the hot path stays prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Idle read connections kept for the next reader.
+const IDLE_READERS: usize = 4;
+
+/// Read-only connections for the hot path's lookups.
+#[derive(Debug)]
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Readers {
+        Readers {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle connection, or a new one.
+    pub fn get(&self) -> Result<Reader<'_>, StoreError> {
+        let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match kept {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                // A reader waits only while SQLite recovers the WAL after a
+                // crash; it runs on a session's thread, so not for long.
+                c.execute_batch("PRAGMA query_only=1; PRAGMA busy_timeout=1000;")?;
+                c.set_prepared_statement_cache_capacity(16);
+                c
+            }
+        };
+        Ok(Reader {
+            conn: Some(conn),
+            home: self,
+        })
+    }
+}
+
+/// A read connection on loan; it goes back to the idle list when dropped.
+pub struct Reader<'a> {
+    conn: Option<Connection>,
+    home: &'a Readers,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            let mut idle = self.home.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(c);
+            }
+        }
+    }
+}
+
+impl Reader<'_> {
+    pub fn conn(&mut self) -> &mut Connection {
+        self.conn
+            .as_mut()
+            .expect("a reader holds its connection until dropped")
+    }
 }
 
 impl ToSql for Arg<'_> {
@@ -132,7 +204,10 @@ mod tests {
             .one("SELECT a, b, c FROM t WHERE b = $1", args!["vinte e um"])
             .await
             .unwrap();
-        assert_eq!((a, b.as_str(), c.as_slice()), (42, "vinte e um", &[0u8, 0xff][..]));
+        assert_eq!(
+            (a, b.as_str(), c.as_slice()),
+            (42, "vinte e um", &[0u8, 0xff][..])
+        );
         let none: Option<i64> = tx
             .optional("SELECT a FROM t WHERE b = $1", args![None::<&str>])
             .await

@@ -179,6 +179,16 @@ impl<T: Column> Decode for T {
     }
 }
 
+/// The next column of a direct row, for a row type decoded by hand.
+pub fn next<T: Column>(
+    cols: &mut impl Iterator<Item = rusqlite::types::Value>,
+) -> Result<T, StoreError> {
+    T::direct(
+        cols.next()
+            .ok_or_else(|| StoreError::Decode("a column is missing".into()))?,
+    )
+}
+
 macro_rules! tuple {
     ($($t:ident $i:tt),+) => {
         impl<$($t: Column),+> Decode for ($($t,)+) {

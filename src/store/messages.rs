@@ -99,17 +99,16 @@ impl Store {
 
     /// Message-IDs of the thread, oldest first, at most `limit` newest ones.
     pub async fn thread_ids(
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut Tx,
         ticket_id: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut ids: Vec<String> = sqlx::query_scalar(
-            "SELECT message_id FROM messages WHERE ticket_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
-        )
-        .bind(ticket_id)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
+        let mut ids: Vec<String> = conn
+            .all(
+                "SELECT message_id FROM messages WHERE ticket_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+                args![ticket_id, limit],
+            )
+            .await?;
         ids.reverse();
         Ok(ids)
     }
@@ -117,12 +116,18 @@ impl Store {
     /// The ticket of the first of `ids` that names a message the gateway
     /// sent (or stored), newest reference first as RFC 5322 3.6.4 orders them.
     pub async fn ticket_by_message_ids(&self, ids: &[String]) -> Result<Option<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut r = self.reader().await?;
         for id in ids.iter().rev() {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT ticket_id FROM messages WHERE message_id = $1 LIMIT 1")
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await?;
+            let found: Option<i64> = r
+                .tx()
+                .optional(
+                    "SELECT ticket_id FROM messages WHERE message_id = $1 LIMIT 1",
+                    args![id],
+                )
+                .await?;
             if found.is_some() {
                 return Ok(found);
             }

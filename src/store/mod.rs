@@ -67,8 +67,27 @@ pub struct Store {
     /// The SQLite file, which the committer opens itself (see `direct`);
     /// None for PostgreSQL and an in-memory database.
     sqlite_path: Option<Arc<std::path::PathBuf>>,
+    /// Read connections of the per-message path on that file (`direct`).
+    readers: Option<Arc<direct::Readers>>,
     /// The group committer, started by the first caller that needs it.
     committer: Arc<OnceLock<batch::Committer>>,
+}
+
+/// A connection for the reads of the per-message path: on an SQLite file
+/// one of the store's own read connections, stepped inline on the caller's
+/// thread; otherwise one from the pool.
+pub(crate) enum Reading<'s> {
+    Direct(direct::Reader<'s>),
+    Pool(sqlx::pool::PoolConnection<Any>),
+}
+
+impl Reading<'_> {
+    pub(crate) fn tx(&mut self) -> &mut Tx {
+        match self {
+            Reading::Direct(r) => r.conn(),
+            Reading::Pool(c) => c,
+        }
+    }
 }
 
 impl Store {
@@ -125,10 +144,14 @@ impl Store {
             })
             .connect(&url)
             .await?;
+        let readers = sqlite_path
+            .as_ref()
+            .map(|p| Arc::new(direct::Readers::new(p.to_path_buf())));
         Ok(Store {
             pool,
             dialect,
             sqlite_path,
+            readers,
             committer: Arc::default(),
         })
     }
@@ -160,6 +183,7 @@ impl Store {
                 pool: self.pool.clone(),
                 dialect: self.dialect,
                 sqlite_path: self.sqlite_path.clone(),
+                readers: self.readers.clone(),
                 committer: Arc::default(),
             };
             batch::Committer::start(own, max_batch)
@@ -168,6 +192,14 @@ impl Store {
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// A connection for a few reads (see [`Reading`]).
+    pub(crate) async fn reader(&self) -> Result<Reading<'_>, StoreError> {
+        match &self.readers {
+            Some(r) => Ok(Reading::Direct(r.get()?)),
+            None => Ok(Reading::Pool(self.pool.acquire().await?)),
+        }
     }
 
     pub(crate) fn sqlite_path(&self) -> Option<&std::path::Path> {

@@ -129,7 +129,16 @@ impl Store {
              OR (state = 'sending' AND lease_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
              RETURNING id, message_id, mail_from, rcpt_to, raw, attempts, kind, ticket_id"
         );
-        let rows: Vec<(i64, String, String, String, Vec<u8>, i64, String, Option<i64>)> = tx
+        let rows: Vec<(
+            i64,
+            String,
+            String,
+            String,
+            Vec<u8>,
+            i64,
+            String,
+            Option<i64>,
+        )> = tx
             .all(&sql, args![owner, now + lease_ms, now, limit])
             .await?;
         Ok(rows

@@ -49,9 +49,9 @@ impl Store {
         let (bounced_until, all, on_ticket) = tx
             .one(
                 concat!(
-            "SELECT (",
-            bounced_until_sql!(),
-            "), \
+                    "SELECT (",
+                    bounced_until_sql!(),
+                    "), \
              (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
                 AND kind <> 'reply' LIMIT $4) AS recent), \
              (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \

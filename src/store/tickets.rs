@@ -2,7 +2,10 @@
 //! key, the requester, the technicians, and the per-ticket thread identity
 //! (root Message-ID, Outlook Thread-Index head and Thread-Topic).
 
+use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, FromRow};
+
+use super::exec::{Decode, next};
 
 use super::exec::args;
 use super::{Store, StoreError, Tx, now_ms};
@@ -77,18 +80,59 @@ pub struct TicketFields {
     pub technicians: Option<Vec<String>>,
 }
 
-const COLUMNS: &str = "id, requester, contact_name, registered_by, opened_at_text, demand, service, \
-    related_service, portfolio, category, time_spent_date, time_spent_hours, technicians, \
-    thread_root, thread_index, thread_topic, status, created_at, updated_at, participants";
+macro_rules! columns {
+    () => {
+        "id, requester, contact_name, registered_by, opened_at_text, demand, service, \
+         related_service, portfolio, category, time_spent_date, time_spent_hours, technicians, \
+         thread_root, thread_index, thread_topic, status, created_at, updated_at, participants"
+    };
+}
+
+const COLUMNS: &str = columns!();
+
+const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM tickets WHERE id = $1");
+
+/// A ticket row in `COLUMNS` order, from either driver.
+impl Decode for Ticket {
+    fn from_sqlx(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ticket::from_row(row)
+    }
+
+    fn from_direct(row: Vec<rusqlite::types::Value>) -> Result<Self, StoreError> {
+        let mut c = row.into_iter();
+        Ok(Ticket {
+            id: next(&mut c)?,
+            requester: next(&mut c)?,
+            contact_name: next(&mut c)?,
+            registered_by: next(&mut c)?,
+            opened_at_text: next(&mut c)?,
+            demand: next(&mut c)?,
+            service: next(&mut c)?,
+            related_service: next(&mut c)?,
+            portfolio: next(&mut c)?,
+            category: next(&mut c)?,
+            time_spent_date: next(&mut c)?,
+            time_spent_hours: next(&mut c)?,
+            technicians: next(&mut c)?,
+            thread_root: next(&mut c)?,
+            thread_index: next(&mut c)?,
+            thread_topic: next(&mut c)?,
+            status: next(&mut c)?,
+            created_at: next(&mut c)?,
+            updated_at: next(&mut c)?,
+            participants: next(&mut c)?,
+        })
+    }
+}
 
 impl Store {
+    /// On the per-message path (see `Store::reader`).
     pub async fn ticket_get(&self, id: i64) -> Result<Option<Ticket>, StoreError> {
-        Ok(sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM tickets WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?)
+        self.reader()
+            .await?
+            .tx()
+            .optional(SELECT_BY_ID, args![id])
+            .await
     }
 
     /// Creates the ticket or updates the given fields. A new ticket gets its
@@ -230,12 +274,15 @@ impl Store {
 
     /// The ticket whose thread root is one of `ids`, if any.
     pub async fn ticket_by_thread_root(&self, ids: &[String]) -> Result<Option<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut r = self.reader().await?;
         for id in ids {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM tickets WHERE thread_root = $1")
-                    .bind(id)
-                    .fetch_optional(self.pool())
-                    .await?;
+            let found: Option<i64> = r
+                .tx()
+                .optional("SELECT id FROM tickets WHERE thread_root = $1", args![id])
+                .await?;
             if found.is_some() {
                 return Ok(found);
             }

@@ -32,10 +32,14 @@ pub struct Extracted {
 fn norm(line: &str) -> String {
     // Most lines are ASCII, or already NFC: composing them again is the
     // costliest step of the whole inbound path, so it is skipped for them.
+    if line.is_ascii() {
+        if !line.as_bytes().contains(&b'*') {
+            return line.trim().to_owned();
+        }
+        return line.replace('*', "").trim().to_owned();
+    }
     let composed;
-    let line = if line.is_ascii()
-        || unicode_normalization::is_nfc_quick(line.chars()) == IsNormalized::Yes
-    {
+    let line = if unicode_normalization::is_nfc_quick(line.chars()) == IsNormalized::Yes {
         line
     } else {
         composed = line.nfc().collect::<String>();
@@ -78,7 +82,12 @@ fn is_sig_delim(raw: &str, norm: &str) -> bool {
         || norm == "\u{1427}"
         // A client line is short; a sentence that happens to start the same
         // way ("Enviado pelo fornecedor, o notebook…") is not cut.
-        || (norm.chars().count() <= 100 && rules().mobile.is_match(norm))
+        || (norm.chars().count() <= 100 && candidate(norm) && rules().mobile.is_match(norm))
+}
+
+/// False for a line no rule of `marker` or `is_sig_delim` can match.
+fn candidate(norm: &str) -> bool {
+    !norm.is_empty() && rules().candidate.is_match(norm)
 }
 
 enum Marker {
@@ -97,7 +106,11 @@ fn core(norm: &str) -> &str {
 fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
     let r = rules();
     let n = norm.get(i)?;
-    if n.is_empty() || is_quote(raw.get(i)?) {
+    // Every rule below needs its line to be a candidate: `original` and
+    // `forward` their words (in `core(n)`, within `n`), `from` and
+    // `date_first` their start, an attribution a verb on its first line or,
+    // when it may wrap, `opens`, an address or a trailing '<'.
+    if !candidate(n) || is_quote(raw.get(i)?) {
         return None;
     }
     if raw[i].contains("--") && r.original.is_match(core(n)) {
