@@ -122,11 +122,6 @@ pub(super) struct Rules {
     pub(super) email: Regex,
     pub(super) html_quote: Regex,
     pub(super) word_p: Regex,
-    /// What every marker, attribution and client line needs somewhere on
-    /// its own line: a line it does not match is plain text, found with one
-    /// search instead of one per rule. Each branch is implied by a rule
-    /// (see `marker`), so it never hides one.
-    pub(super) candidate: Regex,
 }
 
 pub(super) fn rules() -> &'static Rules {
@@ -169,18 +164,6 @@ pub(super) fn rules() -> &'static Rules {
                 r#"|id\s*=\s*["']?(?:divrplyfwdmsg|appendonsend)(?-u:\b))|<blockquote(?-u:\b)[^>]*(?-u:\b)type\s*=\s*["']?cite"#
             )),
             word_p: re(r"(?i)<(/?)p(?-u:\b)"),
-            candidate: re(&format!(
-                concat!(
-                    r"(?i)(?:{original}|{forward}|{wrote}|@|<$|^[\s(<\[]*(?:{mobile})",
-                    r"|^(?:{from})\s*[:：]|^\d{{4}}[-/]|^(?:{opens}))"
-                ),
-                original = alt(|l| l.original),
-                forward = alt(|l| l.forward),
-                wrote = alt(|l| l.wrote),
-                mobile = alt(|l| l.mobile),
-                from = alt(|l| l.from),
-                opens = alt(|l| l.opens),
-            )),
         }
     })
 }

@@ -82,12 +82,12 @@ fn is_sig_delim(raw: &str, norm: &str) -> bool {
         || norm == "\u{1427}"
         // A client line is short; a sentence that happens to start the same
         // way ("Enviado pelo fornecedor, o notebook…") is not cut.
-        || (norm.chars().count() <= 100 && candidate(norm) && rules().mobile.is_match(norm))
+        || (norm.chars().count() <= 100 && rules().mobile.is_match(norm))
 }
 
-/// False for a line no rule of `marker` or `is_sig_delim` can match.
-fn candidate(norm: &str) -> bool {
-    !norm.is_empty() && rules().candidate.is_match(norm)
+/// Ends with a colon, as `wrote` requires of an attribution.
+fn ends_with_colon(s: &str) -> bool {
+    s.ends_with([':', '：'])
 }
 
 enum Marker {
@@ -103,20 +103,26 @@ fn core(norm: &str) -> &str {
     norm.trim_matches(|c| matches!(c, '-' | '_' | '=' | ' '))
 }
 
+/// Longer than any line `forward` matches in practice, in bytes: its
+/// longest phrase is 43 bytes, three times that if every letter matched a
+/// wider case variant, and some blanks before the colon.
+const FORWARD_MAX: usize = 160;
+
 fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
     let r = rules();
     let n = norm.get(i)?;
-    // Every rule below needs its line to be a candidate: `original` and
-    // `forward` their words (in `core(n)`, within `n`), `from` and
-    // `date_first` their start, an attribution a verb on its first line or,
-    // when it may wrap, `opens`, an address or a trailing '<'.
-    if !candidate(n) || is_quote(raw.get(i)?) {
+    if n.is_empty() || is_quote(raw.get(i)?) {
         return None;
     }
+    // This runs for every line of every reply. Anchored rules fail within
+    // a few bytes; an unanchored one runs only when the line has what it
+    // requires (its length, a digit, a colon, an '@'), so a line of plain
+    // prose costs a few anchored tries and no scan.
     if raw[i].contains("--") && r.original.is_match(core(n)) {
         return Some(Marker::History);
     }
-    if r.forward.is_match(core(n)) {
+    let c = core(n);
+    if c.len() <= FORWARD_MAX && r.forward.is_match(c) {
         return Some(Marker::Forward);
     }
     if r.from.is_match(n) {
@@ -130,7 +136,7 @@ fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
             return Some(Marker::History);
         }
     }
-    if n.len() < 200 && r.date_first.is_match(n) {
+    if n.len() < 200 && n.starts_with(|c: char| c.is_ascii_digit()) && r.date_first.is_match(n) {
         return Some(Marker::History);
     }
     attribution(norm, i).map(Marker::Attribution)
@@ -146,7 +152,7 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
     // Name-first forms ("Ana <a@b.c> schrieb am …") have the verb on it.
     let may_wrap = r.opens.is_match(first)
         || first.ends_with('<')
-        || (r.email.is_match(first) && r.wrote_any.is_match(first));
+        || (first.contains('@') && r.email.is_match(first) && r.wrote_any.is_match(first));
     let (mut joined, mut blanks) = (String::new(), 0);
     for (k, l) in norm.iter().enumerate().skip(i).take(5) {
         if k > i && !may_wrap {
@@ -171,7 +177,8 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
         let t = joined.trim_matches(|c| matches!(c, '-' | ' '));
         // Zoho writes "---- On … wrote ----", without the colon. The verb
         // is looked for first: it rules out nearly every line cheaply.
-        let wrote = r.wrote.is_match(t) || (r.opens.is_match(t) && r.wrote_bare.is_match(t));
+        let wrote = (ends_with_colon(t) && r.wrote.is_match(t))
+            || (r.opens.is_match(t) && r.wrote_bare.is_match(t));
         if wrote && r.dated.is_match(t) {
             return Some(k - i + 1);
         }
@@ -179,7 +186,11 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
     // "Ana Souza escreveu:" names no date, but a quote right below it
     // makes it one.
     let next = norm.iter().skip(i + 1).find(|l| !l.is_empty());
-    (first.len() < 120 && r.wrote.is_match(first) && next.is_some_and(|l| is_quote(l))).then_some(1)
+    (first.len() < 120
+        && ends_with_colon(first)
+        && r.wrote.is_match(first)
+        && next.is_some_and(|l| is_quote(l)))
+    .then_some(1)
 }
 
 /// After an attribution: a `>` block and then more new text, i.e. an
