@@ -116,7 +116,7 @@ pub async fn serve(
                     (Some(tls), true) => {
                         let hs = tokio::time::timeout(
                             ctx.cfg.idle_timeout(),
-                            tls.acceptor().accept(stream),
+                            Box::pin(tls.acceptor().accept(stream)),
                         );
                         match hs.await {
                             Ok(Ok(s)) => Box::new(s),

@@ -32,6 +32,11 @@ pub struct SessionCtx {
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
+/// Bytes read from the socket at a time. Every open session holds this
+/// buffer, so it is sized for the many idle ones (1,000 in 64 MB): a 26 KB
+/// message takes seven reads instead of four.
+const READ_BUFFER: usize = 4096;
+
 /// The connection's two halves; rebuilt when STARTTLS changes the stream.
 struct Conn {
     r: BufReader<ReadHalf<Box<dyn Io>>>,
@@ -42,7 +47,7 @@ impl Conn {
     fn new(io: Box<dyn Io>) -> Conn {
         let (r, w) = tokio::io::split(io);
         Conn {
-            r: BufReader::with_capacity(8192, r),
+            r: BufReader::with_capacity(READ_BUFFER, r),
             w,
         }
     }
@@ -87,7 +92,7 @@ pub async fn run(
     conn.w
         .write_all(&reply::greeting(&cfg.smtp.hostname))
         .await?;
-    let mut line = Vec::with_capacity(1024);
+    let mut line = Vec::with_capacity(256);
     let mut errors = 0u32;
     let mut data_line_too_long = false;
     let mut data_deadline: Option<Instant> = None;
@@ -172,9 +177,12 @@ pub async fn run(
                 let resp = session.process(&line);
                 let complete = std::mem::take(&mut txn.lock().complete);
                 if complete {
-                    let reply =
-                        finish_message(&txn, peer, ctx, std::mem::take(&mut data_line_too_long))
-                            .await;
+                    // Boxed: the decision and the commit are the largest
+                    // state of a session, and only a session finishing a
+                    // message needs it; an idle one stays small.
+                    let finishing =
+                        finish_message(&txn, peer, ctx, std::mem::take(&mut data_line_too_long));
+                    let reply = Box::pin(finishing).await;
                     conn.w.write_all(&reply::line(reply.0, &reply.1)).await?;
                     continue;
                 }
@@ -192,7 +200,8 @@ pub async fn run(
                 }
                 if let (mailin::Action::UpgradeTls, Some(tls)) = (&resp.action, &ctx.tls) {
                     conn.w.flush().await?;
-                    let handshake = tokio::time::timeout(cfg.idle_timeout(), conn.starttls(tls));
+                    let handshake =
+                        tokio::time::timeout(cfg.idle_timeout(), Box::pin(conn.starttls(tls)));
                     conn = match handshake.await {
                         Ok(Ok(c)) => c,
                         Ok(Err(e)) => {
