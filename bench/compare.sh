@@ -51,7 +51,6 @@ mkdir -p "$(dirname "$RESULTS")"
 
 PIDS=()            # every background process started here
 POSTFIX_UP=""
-PG_DBS=()
 
 has() { [[ " $PARTS " == *" $1 "* ]]; }
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -68,7 +67,9 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null
   done
   [ -n "$POSTFIX_UP" ] && postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1
-  for db in "${PG_DBS[@]}"; do
+  # db_url runs in a command substitution, so its databases are found by
+  # name here rather than remembered.
+  for db in $(psql "$PG_ADMIN" -qAtc "SELECT datname FROM pg_database WHERE datname LIKE 'mensageria_bench_$$_%'" 2>/dev/null); do
     psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
   done
   if [ -z "${KEEP_WORK:-}" ]; then rm -rf "$WORK"; else log "work files kept in $WORK"; fi
@@ -181,7 +182,6 @@ db_url() {
   else
     local name="mensageria_bench_$$_$1"
     psql "$PG_ADMIN" -qc "CREATE DATABASE $name" >/dev/null
-    PG_DBS+=("$name")
     echo "${PG_ADMIN%/*}/$name"
   fi
 }
