@@ -65,7 +65,11 @@ impl Readers {
                 )?;
                 // A reader waits only while SQLite recovers the WAL after a
                 // crash; it runs on a session's thread, so not for long.
-                c.execute_batch("PRAGMA query_only=1; PRAGMA busy_timeout=1000;")?;
+                // Point lookups: a small page cache each (the OS caches the
+                // file), so the idle daemon stays small.
+                c.execute_batch(
+                    "PRAGMA query_only=1; PRAGMA busy_timeout=1000; PRAGMA cache_size=-256;",
+                )?;
                 c.set_prepared_statement_cache_capacity(16);
                 c
             }
