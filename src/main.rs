@@ -5,27 +5,7 @@ use clap::Parser;
 
 use mensageria::cli::{self, Cli};
 
-// Measured on the inbound path (BENCHMARKS.md): glibc's malloc was about a
-// tenth of the daemon's CPU; mimalloc's thread-local heaps cut that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc 3's option numbers (its mimalloc.h, `mi_option_e`).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-
-/// Memory is committed as it is used: an idle daemon must stay small
-/// (1,000 idle sessions under 64 MB), and by default mimalloc commits its
-/// arenas eagerly (20 MB more RSS measured).
-fn allocator_options() {
-    // SAFETY: a plain setter of one of mimalloc's global options; any
-    // value is valid and it may be called at any time.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
-    }
-}
-
 fn main() {
-    allocator_options();
     std::panic::set_hook(Box::new(|info| {
         // A library panic the inbound path contains and recovers from.
         if mensageria::inbound::extract::panic_is_expected() {
