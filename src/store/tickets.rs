@@ -5,9 +5,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, FromRow};
 
-use super::exec::{Decode, next};
-
-use super::exec::args;
+use super::exec::{Decode, args, next};
 use super::{Store, StoreError, Tx, now_ms};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
