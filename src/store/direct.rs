@@ -189,6 +189,39 @@ mod tests {
     use crate::store::exec::{Tx, args};
 
     #[tokio::test]
+    async fn readers_see_commits_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let mut writer = open(&path).unwrap();
+        let w: &mut Tx = &mut writer;
+        w.exec("CREATE TABLE t (a INTEGER)", args![]).await.unwrap();
+        let readers = Readers::new(path);
+        {
+            let mut r = readers.get().unwrap();
+            let n: i64 = (r.conn() as &mut Tx)
+                .one("SELECT COUNT(*) FROM t", args![])
+                .await
+                .unwrap();
+            assert_eq!(n, 0);
+        }
+        w.exec("INSERT INTO t (a) VALUES ($1)", args![7i64])
+            .await
+            .unwrap();
+        // The connection kept from the first read sees the new row.
+        let mut r = readers.get().unwrap();
+        let tx: &mut Tx = r.conn();
+        let a: Option<i64> = tx.optional("SELECT a FROM t", args![]).await.unwrap();
+        assert_eq!(a, Some(7));
+        let refused = tx.exec("DELETE FROM t", args![]).await;
+        assert!(refused.is_err(), "a reader must not write");
+        assert_eq!(
+            readers.idle.lock().unwrap().len(),
+            0,
+            "the one kept connection is on loan"
+        );
+    }
+
+    #[tokio::test]
     async fn numbered_parameters_bind_by_number_not_position() {
         let dir = tempfile::tempdir().unwrap();
         let mut conn = open(&dir.path().join("d.db")).unwrap();
