@@ -171,15 +171,11 @@ impl<T: Column> Decode for T {
         T::sqlx(row, 0)
     }
     fn from_direct(row: Vec<rusqlite::types::Value>) -> Result<Self, StoreError> {
-        let v = row
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Decode("no column".into()))?;
-        T::direct(v)
+        next(&mut row.into_iter())
     }
 }
 
-/// The next column of a direct row, for a row type decoded by hand.
+/// The next column of a direct row: every `from_direct` decodes with it.
 pub fn next<T: Column>(
     cols: &mut impl Iterator<Item = rusqlite::types::Value>,
 ) -> Result<T, StoreError> {
@@ -197,7 +193,7 @@ macro_rules! tuple {
             }
             fn from_direct(row: Vec<rusqlite::types::Value>) -> Result<Self, StoreError> {
                 let mut cols = row.into_iter();
-                Ok(($($t::direct(cols.next().ok_or_else(|| StoreError::Decode(format!("no column {}", $i)))?)?,)+))
+                Ok(($(next::<$t>(&mut cols)?,)+))
             }
         }
     };

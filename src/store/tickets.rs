@@ -2,8 +2,8 @@
 //! key, the requester, the technicians, and the per-ticket thread identity
 //! (root Message-ID, Outlook Thread-Index head and Thread-Topic).
 
+use sqlx::FromRow;
 use sqlx::any::AnyRow;
-use sqlx::{AssertSqlSafe, FromRow};
 
 use super::exec::{Decode, args, next};
 use super::{Store, StoreError, Tx, now_ms};
@@ -78,19 +78,12 @@ pub struct TicketFields {
     pub technicians: Option<Vec<String>>,
 }
 
-macro_rules! columns {
-    () => {
-        "id, requester, contact_name, registered_by, opened_at_text, demand, service, \
-         related_service, portfolio, category, time_spent_date, time_spent_hours, technicians, \
-         thread_root, thread_index, thread_topic, status, created_at, updated_at, participants"
-    };
-}
+const SELECT_BY_ID: &str = "SELECT id, requester, contact_name, registered_by, opened_at_text, \
+    demand, service, related_service, portfolio, category, time_spent_date, time_spent_hours, \
+    technicians, thread_root, thread_index, thread_topic, status, created_at, updated_at, \
+    participants FROM tickets WHERE id = $1";
 
-const COLUMNS: &str = columns!();
-
-const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM tickets WHERE id = $1");
-
-/// A ticket row in `COLUMNS` order, from either driver.
+/// A ticket row in `SELECT_BY_ID`'s column order, from either driver.
 impl Decode for Ticket {
     fn from_sqlx(row: &AnyRow) -> Result<Self, sqlx::Error> {
         Ticket::from_row(row)
@@ -144,12 +137,10 @@ impl Store {
         thread_index: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let existing: Option<Ticket> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM tickets WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing: Option<Ticket> = sqlx::query_as(SELECT_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let now = now_ms();
         let created = existing.is_none();
         let base = existing.unwrap_or_else(|| Ticket {
