@@ -53,6 +53,11 @@ impl Readers {
         }
     }
 
+    /// The SQLite file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// An idle connection, or a new one.
     pub fn get(&self) -> Result<Reader<'_>, StoreError> {
         let kept = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();

@@ -64,10 +64,9 @@ pub enum Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
-    /// The SQLite file, which the committer opens itself (see `direct`);
-    /// None for PostgreSQL and an in-memory database.
-    sqlite_path: Option<Arc<std::path::PathBuf>>,
-    /// Read connections of the per-message path on that file (`direct`).
+    /// On an SQLite file: the file, which the committer opens itself, and
+    /// the per-message path's read connections on it (see `direct`); None
+    /// for PostgreSQL and an in-memory database.
     readers: Option<Arc<direct::Readers>>,
     /// The group committer, started by the first caller that needs it.
     committer: Arc<OnceLock<batch::Committer>>,
@@ -114,11 +113,11 @@ impl Store {
             return Err(StoreError::BadUrl(url.into()));
         };
         let mut url = url.to_owned();
-        let mut sqlite_path = None;
+        let mut readers = None;
         if dialect == Dialect::Sqlite {
             let (prepared, path) = prepare_sqlite_url(&url)?;
             url = prepared;
-            sqlite_path = path.map(Arc::new);
+            readers = path.map(|p| Arc::new(direct::Readers::new(p)));
         }
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
@@ -144,13 +143,9 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let readers = sqlite_path
-            .as_ref()
-            .map(|p| Arc::new(direct::Readers::new(p.to_path_buf())));
         Ok(Store {
             pool,
             dialect,
-            sqlite_path,
             readers,
             committer: Arc::default(),
         })
@@ -182,7 +177,6 @@ impl Store {
             let own = Store {
                 pool: self.pool.clone(),
                 dialect: self.dialect,
-                sqlite_path: self.sqlite_path.clone(),
                 readers: self.readers.clone(),
                 committer: Arc::default(),
             };
@@ -203,7 +197,7 @@ impl Store {
     }
 
     pub(crate) fn sqlite_path(&self) -> Option<&std::path::Path> {
-        self.sqlite_path.as_deref().map(|p| p.as_path())
+        self.readers.as_deref().map(direct::Readers::path)
     }
 
     /// Begins a write transaction. On SQLite it takes the write lock at once
