@@ -41,25 +41,28 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
 /// Takes one line out of `pending` (what the reader already holds) without
 /// waiting for the socket: Some when a whole line was there, None (nothing
 /// consumed) when the caller must read with its timeout. Most DATA lines
-/// arrive many to a segment, so most lines never arm a timer.
+/// arrive many to a segment, so most lines never arm a timer. The line ends
+/// by the same rules as in `read_line` (`scan`).
 pub fn take_buffered(
     pending: &[u8],
     buf: &mut Vec<u8>,
     max: usize,
     crlf_only: bool,
 ) -> Option<usize> {
-    let end = if crlf_only {
-        memchr::memmem::find(pending, b"\r\n")? + 2
-    } else {
-        memchr::memchr(b'\n', pending)? + 1
-    };
-    // Over-long lines take the general path, which keeps only their end.
-    if end > max {
-        return None;
-    }
     buf.clear();
-    buf.extend_from_slice(&pending[..end]);
-    Some(end)
+    let (mut at, mut too_long) = (0, false);
+    while at < pending.len() {
+        let (take, ended) = scan(buf, &pending[at..], max, crlf_only, &mut too_long);
+        at += take;
+        match ended {
+            Some(Line::Complete) => return Some(at),
+            // Over-long lines take the general path, which keeps only
+            // their end and reads on to it.
+            Some(_) => return None,
+            None => {}
+        }
+    }
+    None
 }
 
 /// Adds the bytes of `avail` up to its first LF to the line in `buf`;
