@@ -136,7 +136,8 @@ fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
             return Some(Marker::History);
         }
     }
-    if n.len() < 200 && n.starts_with(|c: char| c.is_ascii_digit()) && r.date_first.is_match(n) {
+    // `date_first` opens with a Unicode `\d`: any numeric first letter.
+    if n.len() < 200 && n.starts_with(char::is_numeric) && r.date_first.is_match(n) {
         return Some(Marker::History);
     }
     attribution(norm, i).map(Marker::Attribution)
