@@ -136,6 +136,9 @@ pub struct SmtpConfig {
     pub max_sessions: usize,
     /// Concurrent sessions from one client address.
     pub max_sessions_per_ip: usize,
+    /// Connections the kernel queues for `accept` (listen(2)'s backlog;
+    /// the kernel caps it at net.core.somaxconn).
+    pub listen_backlog: u32,
     /// Longest command line (RFC 5321 4.5.3.1.4: 512 octets; a margin for
     /// sloppy clients).
     pub max_command_length: usize,
@@ -295,6 +298,7 @@ impl Default for SmtpConfig {
             max_recipients: 50,
             max_sessions: 1000,
             max_sessions_per_ip: 20,
+            listen_backlog: 1024,
             max_command_length: 2048,
             max_line_length: 8192,
             idle_timeout_secs: 300,
@@ -439,6 +443,7 @@ impl Config {
             ("smtp.max_recipients", self.smtp.max_recipients),
             ("smtp.max_sessions", self.smtp.max_sessions),
             ("smtp.max_sessions_per_ip", self.smtp.max_sessions_per_ip),
+            ("smtp.listen_backlog", self.smtp.listen_backlog as usize),
         ] {
             if v == 0 {
                 p.push(format!("{key}: must be at least 1"));
@@ -594,5 +599,11 @@ mod tests {
         assert!(p[0].starts_with("database.url"));
         assert!(p[1].starts_with("smtp.listen"));
         assert!(p[2].starts_with("mail.from"));
+    }
+
+    #[test]
+    fn a_zero_backlog_is_refused() {
+        let c = Config::parse("[smtp]\nlisten_backlog = 0\n").unwrap();
+        assert_eq!(c.validate(), ["smtp.listen_backlog: must be at least 1"]);
     }
 }
