@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 use super::exec::{Arg, Exec, Rows};
 use super::{Dialect, StoreError};
 
-/// Opens `path` for writing, as the pool's connections are set up (WAL,
-/// synchronous=FULL: a commit is on disk before it returns).
+/// Opens `path` for writing, set up as the pool's connections are
+/// (`SQLITE_PRAGMAS`).
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open_with_flags(
         path,
@@ -27,9 +27,7 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-    )?;
+    conn.execute_batch(super::SQLITE_PRAGMAS)?;
     // Every statement of the hot path stays prepared.
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)

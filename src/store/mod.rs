@@ -28,6 +28,16 @@ pub use exec::Tx;
 /// SQLite's write transaction that waits for the lock instead of failing.
 pub(crate) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 
+/// How every SQLite connection that may write is set up: WAL with
+/// synchronous=FULL (a commit is on disk before it returns), and statement
+/// journals in memory. A statement inside a batch's transaction keeps the
+/// pages it changes in a sub-journal, to undo just itself on a constraint
+/// error; on file temp storage that is a temp file created, written and
+/// deleted once the row and its overflow pages pass 64 KiB, which cost more
+/// than the INSERT itself.
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+     PRAGMA temp_store=MEMORY; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+
 /// A transaction on the store; commit it or it is rolled back on drop.
 pub type Transaction = sqlx::Transaction<'static, Any>;
 
@@ -135,7 +145,7 @@ impl Store {
                         // SQLite's automatic checkpoint stays on. Moving it
                         // beside the writers or between batches was measured
                         // (BENCHMARKS.md, run 5): no better, and the log grew.
-                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;")
+                        conn.execute(SQLITE_PRAGMAS)
                             .await?;
                     }
                     Ok(())
