@@ -145,8 +145,7 @@ impl Store {
                         // SQLite's automatic checkpoint stays on. Moving it
                         // beside the writers or between batches was measured
                         // (BENCHMARKS.md, run 5): no better, and the log grew.
-                        conn.execute(SQLITE_PRAGMAS)
-                            .await?;
+                        conn.execute(SQLITE_PRAGMAS).await?;
                     }
                     Ok(())
                 })
