@@ -57,10 +57,11 @@ pub async fn bind(cfg: &Config) -> Result<Vec<Bound>, ListenError> {
     Ok(out)
 }
 
-/// A listening socket on `addr` (IP:port, validated with the config) with
-/// SO_REUSEADDR, so that a restart does not wait out TIME_WAIT, and our own
-/// backlog: std's 128 drops SYNs from a burst of a few hundred clients, and
-/// each dropped SYN costs that client a one-second retransmit.
+/// A listening socket on `addr` (IP:port, validated with the config), set
+/// up as tokio's own `bind` does (SO_REUSEADDR, so a restart does not wait
+/// out TIME_WAIT) but with our backlog instead of its fixed 128: that drops
+/// SYNs from a burst of a few hundred clients, and each dropped SYN costs
+/// its client a one-second retransmit.
 fn listen(addr: &str, backlog: u32) -> std::io::Result<TcpListener> {
     let addr: SocketAddr = addr
         .parse()
@@ -181,7 +182,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_configured_backlog_is_the_one_listened_with() {
-        // std's own backlog (128) would queue all eight.
+        // tokio's `bind` (backlog 128) would queue all eight.
         assert!(queued(2, 8).await < 8);
         assert_eq!(queued(64, 8).await, 8);
     }
