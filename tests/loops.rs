@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use mensageria::gateway::Gateway;
 use mensageria::store::Store;
-use mensageria::store::tickets::TicketFields;
 use support::client::deliver;
 use support::{Db, GATEWAY, REQUESTER, TestDb};
 
@@ -43,15 +42,7 @@ async fn caps_stop_notifications(db: Db) {
     cfg.loops.per_recipient = 3;
     let gw = Gateway::start(cfg).await.unwrap();
     support::seed(&gw.store, "[HD #${IDSOLICITACAOSERVICO}] x", 77, &[TECH]).await;
-    let f = TicketFields {
-        requester: Some(REQUESTER.into()),
-        technicians: Some(vec![TECH.into()]),
-        ..Default::default()
-    };
-    gw.store
-        .ticket_upsert(78, &f, "<ticket.78.seed@gw.test>", "AQ==")
-        .await
-        .unwrap();
+    support::ticket(&gw.store, 78, &[TECH]).await;
 
     // Ticket 77: three replies, the third over the per-ticket cap (2).
     // Ticket 78: two more, the second over the per-recipient cap (3).

@@ -219,6 +219,13 @@ pub async fn seed(store: &Store, subject: &str, id: i64, technicians: &[&str]) {
         .unwrap()
         .unwrap();
     store.param_set(417, &t.to_string()).await.unwrap();
+    ticket(store, id, technicians).await;
+}
+
+/// Ticket `id` for `REQUESTER` with `technicians`, as `seed` makes it
+/// (thread root `<ticket.ID.seed@gw.test>`), for a test that needs more
+/// than one.
+pub async fn ticket(store: &Store, id: i64, technicians: &[&str]) {
     let f = TicketFields {
         requester: Some(REQUESTER.into()),
         technicians: (!technicians.is_empty())
