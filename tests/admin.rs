@@ -193,6 +193,10 @@ async fn queue_commands(db: Db) {
     // Drop: queued goes; sent and a live lease stay, with the reason.
     run(&e, &format!("queue drop {queued}"));
     assert!(e.store.outbox_get(queued).await.unwrap().is_none());
+    assert!(
+        e.store.outbox_raw(queued).await.unwrap().is_none(),
+        "its mail goes with it"
+    );
     fails(&e, &format!("queue drop {sent}"), "cannot be dropped");
     fails(&e, &format!("queue drop {sending}"), "is being sent by t");
     fails(&e, &format!("queue drop {queued}"), "does not exist");

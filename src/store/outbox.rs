@@ -1,4 +1,5 @@
-//! The outbox: one row per outbound mail, holding the exact bytes to relay.
+//! The outbox: one row per outbound mail, its exact bytes to relay beside it
+//! in `outbox_mail` (written once; the row itself changes state).
 //!
 //! A row moves queued → sending (claimed with an owner and a lease) → sent,
 //! or back to queued with a later `next_attempt_at`, or to failed with the
@@ -6,8 +7,24 @@
 
 use sqlx::{AssertSqlSafe, FromRow, Row};
 
-use super::exec::args;
+use super::exec::{Arg, args};
 use super::{Dialect, Store, StoreError, Tx, now_ms};
+
+/// Sent rows per statement when outcomes are recorded.
+const SENT_PER_STATEMENT: usize = 64;
+
+/// Marks up to [`SENT_PER_STATEMENT`] rows ($3…) sent while `$1` holds
+/// them, at `$2`.
+static MARK_SENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let ids: Vec<String> = (3..3 + SENT_PER_STATEMENT)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "UPDATE outbox SET state = 'sent', sent_at = $2, last_error = NULL, claimed_by = NULL, \
+         lease_until = NULL WHERE claimed_by = $1 AND id IN ({})",
+        ids.join(", ")
+    )
+});
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct OutboxRow {
@@ -37,6 +54,9 @@ pub struct Claimed {
     pub raw: Vec<u8>,
     /// Attempts including this one.
     pub attempts: i64,
+    /// When the claim runs out (ms since the epoch): another instance may
+    /// take the row from then on.
+    pub lease_until: i64,
     pub kind: String,
     pub ticket_id: Option<i64>,
 }
@@ -88,12 +108,48 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = now_ms();
         let rcpt_to = super::join_lines(o.rcpt_to);
-        tx.one(
-            "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, raw, state, attempts, \
-             next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $8) RETURNING id",
-            args![o.ticket_id, o.kind, o.message_id, o.mail_from, &rcpt_to, o.raw, state, now, reason],
-        )
-        .await
+        let args = args![
+            o.ticket_id,
+            o.kind,
+            o.message_id,
+            o.mail_from,
+            &rcpt_to,
+            state,
+            now,
+            reason,
+            o.raw
+        ];
+        match tx.dialect() {
+            // One round trip for the row and its mail.
+            Dialect::Postgres => {
+                tx.one(
+                    "WITH o AS (INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, \
+                     attempts, next_attempt_at, last_error, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $7) RETURNING id) \
+                     INSERT INTO outbox_mail (outbox_id, raw) SELECT id, $9 FROM o RETURNING outbox_id",
+                    args,
+                )
+                .await
+            }
+            // No statement round trips on SQLite: two statements.
+            Dialect::Sqlite => {
+                let raw = args[8];
+                let id = tx
+                    .one(
+                        "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, \
+                         next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $7) \
+                         RETURNING id",
+                        args[..8].to_vec(),
+                    )
+                    .await?;
+                tx.exec(
+                    "INSERT INTO outbox_mail (outbox_id, raw) VALUES ($1, $2)",
+                    vec![Arg::Int(id), raw],
+                )
+                .await?;
+                Ok(id)
+            }
+        }
     }
 
     /// Claims up to `limit` due rows for `owner` until `lease_ms` from now.
@@ -123,11 +179,18 @@ impl Store {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        // Due rows and lapsed leases in two searches, each in its index's
+        // order with its own LIMIT: one search with OR read every queued
+        // row and sorted them all, for each batch of a long backlog.
         let sql = format!(
-            "UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox WHERE (state = 'queued' AND next_attempt_at <= $3) \
-             OR (state = 'sending' AND lease_until < $3) ORDER BY next_attempt_at, id LIMIT $4{lock}) \
-             RETURNING id, message_id, mail_from, rcpt_to, raw, attempts, kind, ticket_id"
+            "WITH due AS (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $3 \
+             ORDER BY next_attempt_at, id LIMIT $4{lock}), \
+             lapsed AS (SELECT id FROM outbox WHERE state = 'sending' AND lease_until < $3 \
+             ORDER BY lease_until LIMIT $4{lock}) \
+             UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM lapsed) \
+             RETURNING id, message_id, mail_from, rcpt_to, \
+             (SELECT raw FROM outbox_mail WHERE outbox_id = outbox.id), attempts, kind, ticket_id"
         );
         let rows: Vec<(
             i64,
@@ -151,6 +214,7 @@ impl Store {
                     rcpt_to: super::split_lines(&rcpt_to),
                     raw,
                     attempts,
+                    lease_until: now + lease_ms,
                     kind,
                     ticket_id,
                 },
@@ -194,15 +258,24 @@ impl Store {
         outcomes: &[(i64, Outcome<'_>)],
     ) -> Result<(), StoreError> {
         let now = now_ms();
+        // Sent rows, the common case, many per statement. One text serves
+        // every count (a short chunk repeats its first id), so the
+        // statement caches hold one statement, not one per count.
+        let sent: Vec<i64> = outcomes
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Sent))
+            .map(|(id, _)| *id)
+            .collect();
+        for ids in sent.chunks(SENT_PER_STATEMENT) {
+            let mut args = args![owner, now];
+            args.extend((0..SENT_PER_STATEMENT).map(|i| Arg::Int(*ids.get(i).unwrap_or(&ids[0]))));
+            tx.exec(&MARK_SENT, args).await?;
+        }
         // Each statement: the row ($1) while `owner` ($2) holds it, then the
         // outcome's own values.
         for (id, outcome) in outcomes {
             let (sql, args) = match *outcome {
-                Outcome::Sent => (
-                    "UPDATE outbox SET state = 'sent', sent_at = $3, last_error = NULL, claimed_by = NULL, \
-                     lease_until = NULL WHERE id = $1 AND claimed_by = $2",
-                    args![*id, owner, now],
-                ),
+                Outcome::Sent => continue,
                 Outcome::Retry { at, error } => (
                     "UPDATE outbox SET state = 'queued', next_attempt_at = $3, last_error = $4, claimed_by = NULL, \
                      lease_until = NULL WHERE id = $1 AND claimed_by = $2",
@@ -272,7 +345,7 @@ impl Store {
 
     /// The exact bytes queued for a row.
     pub async fn outbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT raw FROM outbox WHERE id = $1")
+        let row = sqlx::query("SELECT raw FROM outbox_mail WHERE outbox_id = $1")
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
