@@ -29,7 +29,7 @@ SIZE=${SIZE:-5000}                    # smtp-source -l: body bytes
 LOAD_SESSIONS=${LOAD_SESSIONS:-50}
 LOAD_MESSAGES=${LOAD_MESSAGES:-40}    # per session
 LOAD_RATE=${LOAD_RATE:-400}           # offered msg/s of the paced run (latency at a known load)
-OUT_MESSAGES=${OUT_MESSAGES:-5000}
+OUT_MESSAGES=${OUT_MESSAGES:-20000}
 # Which parts run (a subset gives a partial table): inbound (smtp-source
 # sweep), load (mensageria-load), idle (RSS), outbound.
 PARTS=${PARTS:-"inbound load idle outbound"}
@@ -352,17 +352,19 @@ outbound() {
   "$M" --config "$cfg" ticket reply "$SUBJECT_ID" --from tecnico@suporte.example --body-file "$WORK/reply.txt" >/dev/null
   # The other K-1 rows copy that one's exact bytes with their own outbox
   # Message-ID (the relay reads only the row, never re-renders).
-  local cols="ticket_id, kind, message_id, mail_from, rcpt_to, raw, state, attempts, next_attempt_at, created_at"
+  local cols="ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, next_attempt_at, created_at"
   if [ "$kind" = sqlite ]; then
     sql "$url" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $((OUT_MESSAGES - 1)))
       INSERT INTO outbox ($cols) SELECT o.ticket_id, o.kind, o.message_id || '.' || n.i, o.mail_from, o.rcpt_to,
-      o.raw, 'queued', 0, o.next_attempt_at, o.created_at FROM outbox o, n WHERE o.id = 1"
+      'queued', 0, o.next_attempt_at, o.created_at FROM outbox o, n WHERE o.id = 1"
   else
     sql "$url" "INSERT INTO outbox ($cols) SELECT o.ticket_id, o.kind, o.message_id || '.' || n.i, o.mail_from,
-      o.rcpt_to, o.raw, 'queued', 0, o.next_attempt_at, o.created_at FROM outbox o, generate_series(1, $((OUT_MESSAGES - 1))) AS n(i)
+      o.rcpt_to, 'queued', 0, o.next_attempt_at, o.created_at FROM outbox o, generate_series(1, $((OUT_MESSAGES - 1))) AS n(i)
       WHERE o.id = 1" >/dev/null
   fi
-  OUT_SIZE=$(sql "$url" "SELECT LENGTH(raw) FROM outbox WHERE id = 1")
+  sql "$url" "INSERT INTO outbox_mail (outbox_id, raw) SELECT o.id, m.raw FROM outbox o, outbox_mail m
+    WHERE m.outbox_id = 1 AND o.id <> 1" >/dev/null
+  OUT_SIZE=$(sql "$url" "SELECT LENGTH(raw) FROM outbox_mail WHERE outbox_id = 1")
   start_gateway "$cfg" "out-$2"
   local waiting=1
   for _ in $(seq 1 $((POINT_TIMEOUT * 5))); do
@@ -464,12 +466,14 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   done
   echo
   echo "Outbound: $OUT_MESSAGES queued technician replies (${OUT_SIZE:-?} bytes each) → smtp-sink; messages/s"
-  printf '%-42s | %8s\n' "gateway relay, SQLite outbox" "${OUT[relay-sqlite]:-}"
-  printf '%-42s | %8s\n' "gateway relay, PostgreSQL outbox" "${OUT[relay-postgres]:-}"
-  printf '%-42s | %8s\n' "smtp-source -d, 1 connection" "${OUT[source-1]:-}"
-  printf '%-42s | %8s\n' "smtp-source -d, 4 connections" "${OUT[source-4]:-}"
-  printf '%-42s | %8s\n' "relay SQLite / smtp-source 1 connection" "$(ratio "${OUT[relay-sqlite]:-}" "${OUT[source-1]:-}")"
-  printf '%-42s | %8s\n' "relay PostgreSQL / smtp-source 1 connection" "$(ratio "${OUT[relay-postgres]:-}" "${OUT[source-1]:-}")"
+  printf '%-46s | %8s\n' "gateway relay, SQLite outbox" "${OUT[relay-sqlite]:-}"
+  printf '%-46s | %8s\n' "gateway relay, PostgreSQL outbox" "${OUT[relay-postgres]:-}"
+  printf '%-46s | %8s\n' "smtp-source -d, 1 connection" "${OUT[source-1]:-}"
+  printf '%-46s | %8s\n' "smtp-source -d, 4 connections (the pool size)" "${OUT[source-4]:-}"
+  printf '%-46s | %8s\n' "relay SQLite / smtp-source 1 connection" "$(ratio "${OUT[relay-sqlite]:-}" "${OUT[source-1]:-}")"
+  printf '%-46s | %8s\n' "relay PostgreSQL / smtp-source 1 connection" "$(ratio "${OUT[relay-postgres]:-}" "${OUT[source-1]:-}")"
+  printf '%-46s | %8s\n' "relay SQLite / smtp-source 4 connections" "$(ratio "${OUT[relay-sqlite]:-}" "${OUT[source-4]:-}")"
+  printf '%-46s | %8s\n' "relay PostgreSQL / smtp-source 4 connections" "$(ratio "${OUT[relay-postgres]:-}" "${OUT[source-4]:-}")"
   echo
   echo "Memory: gateway VmRSS with $IDLE_SESSIONS idle sessions (after the load above)"
   for t in gw-sqlite gw-postgres; do

@@ -1,7 +1,8 @@
 //! The outbound path against a real SMTP relay on loopback: a relay that is
 //! down at first gets the mail once it is up (after a retry, exactly once);
 //! a relay that refuses with 5xx fails the row with its reason, no retries;
-//! the relay client reuses its sessions and replaces a stale one.
+//! the relay client reuses its sessions and replaces a stale one, and
+//! pipelines MAIL, RCPT and DATA where the relay offers PIPELINING.
 
 mod support;
 
@@ -300,5 +301,80 @@ async fn relay_client_reuses_sessions_and_replaces_stale_ones() {
         "each mail once, in order"
     );
     assert!(String::from_utf8_lossy(&got[3].data).contains("\r\n.leading dot 3\r\n"));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn relay_client_pipelines_where_the_relay_offers_it() {
+    use mensageria::relay::{RelayClient, SendError};
+    let sink = Sink::start().await;
+    *sink.pipelining.lock().unwrap() = true;
+    let client = RelayClient::new(&relay_cfg(sink.addr.port()), "gw.test").unwrap();
+
+    // MAIL, RCPT and DATA in one write; the mail's exact bytes, its dots
+    // (after CRLF and after a bare LF) doubled on the wire and undone by
+    // the relay, and no line added at the end.
+    let odd =
+        b"Message-ID: <9@gw.test>\r\nSubject: n9\r\n\r\n.one\r\nbare\n.two\r\n..three\r\n".to_vec();
+    for raw in [mail(0), mail(1), odd.clone()] {
+        client
+            .send(&envelope("ana@cliente.example"), &raw)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        *sink.pipelined.lock().unwrap(),
+        3,
+        "every MAIL had RCPT and DATA behind it"
+    );
+    assert_eq!(*sink.sessions.lock().unwrap(), 1);
+    let got = sink.messages();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].data, mail(0));
+    assert_eq!(got[2].data, odd);
+
+    // A refused recipient with DATA already sent behind it: the relay took
+    // DATA anyway (RFC 2920 allows it), so a lone dot ends it; the mail
+    // fails with the relay's words and the same session carries the next.
+    *sink.refuse_rcpt.lock().unwrap() =
+        Some(("x@cliente.example".into(), "550 5.1.1 no such user"));
+    let err = client
+        .send(&envelope("x@cliente.example"), &mail(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SendError::Permanent(m) if m.contains("RCPT TO <x@cliente.example>") && m.contains("no such user")),
+        "{err:?}"
+    );
+    client
+        .send(&envelope("ana@cliente.example"), &mail(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        *sink.sessions.lock().unwrap(),
+        1,
+        "the session survived the refusal"
+    );
+    let got = sink.messages();
+    assert_eq!(got.len(), 4, "nothing delivered for the refused mail");
+    assert_eq!(got[3].data, mail(3));
+
+    // Two recipients: one step at a time, so that a refused one stops the
+    // mail before DATA.
+    let two = lettre::address::Envelope::new(
+        Some("chamados@suporte.example".parse().unwrap()),
+        vec![
+            "ana@cliente.example".parse().unwrap(),
+            "bia@cliente.example".parse().unwrap(),
+        ],
+    )
+    .unwrap();
+    let before = *sink.pipelined.lock().unwrap();
+    client.send(&two, &mail(4)).await.unwrap();
+    assert_eq!(*sink.pipelined.lock().unwrap(), before);
+    assert_eq!(
+        sink.messages()[4].rcpt_to,
+        ["ana@cliente.example", "bia@cliente.example"]
+    );
     client.close().await;
 }

@@ -10,6 +10,7 @@ pub mod retry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use lettre::address::Envelope;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -121,40 +122,75 @@ impl Worker {
             self.owner.clone(),
             done_rx,
         ));
-        loop {
-            // Mail in hand is finished; a stop is honoured between batches,
-            // so unclaimed rows stay for the next start or another instance.
-            if shutdown.is_cancelled() {
-                break;
-            }
-            match self.claim(lease_ms, batch).await {
-                Ok(rows) if !rows.is_empty() => {
-                    use futures_util::StreamExt;
-                    futures_util::stream::iter(rows)
-                        .for_each_concurrent(parallel, |row| {
-                            let (this, done_tx) = (&self, &done_tx);
-                            async move {
-                                let started = Instant::now();
-                                let attempt = this.attempt(&row).await;
-                                let took = started.elapsed();
-                                let _ = done_tx.send(Done { row, attempt, took });
-                            }
-                        })
-                        .await;
-                    continue;
+        // Claimed rows wait here, one batch ahead of the senders: the next
+        // claim commits while the last batch is being sent, instead of
+        // every sender stopping for it.
+        let (rows_tx, rows_rx) = mpsc::channel::<Claimed>(batch as usize);
+        let claimer = async {
+            let rows_tx = rows_tx;
+            loop {
+                // Mail in hand is finished; a stop is honoured between
+                // claims, so unclaimed rows stay for the next start or
+                // another instance.
+                if shutdown.is_cancelled() {
+                    break;
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "outbox claim failed; retrying"),
+                match self.claim(lease_ms, batch).await {
+                    Ok(rows) if !rows.is_empty() => {
+                        for row in rows {
+                            if rows_tx.send(row).await.is_err() {
+                                return;
+                            }
+                        }
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "outbox claim failed; retrying"),
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-            }
-        }
+        };
+        let senders = self.send_all(rows_rx, &done_tx, parallel, lease_ms);
+        tokio::join!(claimer, senders);
         drop(done_tx);
         let _ = recorder.await;
         self.client.close().await;
+    }
+
+    /// Sends claimed rows as they come, `parallel` at a time, and hands
+    /// each outcome to the recorder.
+    async fn send_all(
+        &self,
+        mut rows: mpsc::Receiver<Claimed>,
+        done_tx: &mpsc::UnboundedSender<Done>,
+        parallel: usize,
+        lease_ms: i64,
+    ) {
+        // A row is tried only while its lease leaves time for a whole
+        // attempt; one claimed too long ago (the relay is slow) is left
+        // for whoever claims it once its lease has run out, so that no
+        // two instances send it at once.
+        let budget_ms = (self.cfg.relay.timeout_secs.max(1) * 1000 * ATTEMPT_STEPS)
+            .min(lease_ms as u64 / 2) as i64;
+        let rows = futures_util::stream::poll_fn(move |cx| rows.poll_recv(cx));
+        rows.for_each_concurrent(parallel, |row| async move {
+            if now_ms() + budget_ms > row.lease_until {
+                tracing::warn!(
+                    outbox_id = row.id,
+                    "lease too short for another attempt; left for the next claim"
+                );
+                return;
+            }
+            let started = Instant::now();
+            let attempt = self.attempt(&row).await;
+            let took = started.elapsed();
+            let _ = done_tx.send(Done { row, attempt, took });
+        })
+        .await;
     }
 
     /// Claims due rows through the store's group committer: the relay's
@@ -198,8 +234,18 @@ impl Worker {
     }
 }
 
-/// Writes outcomes as they come, all that are waiting in one transaction,
-/// then logs them and tells the ticket about mail that will never arrive.
+/// Waits one attempt can take, each up to `relay.timeout_secs`: connect
+/// and greeting, MAIL/RCPT/DATA, the end of data, and a reset.
+const ATTEMPT_STEPS: u64 = 4;
+
+/// Most outcomes recorded in one transaction.
+const RECORD_MAX: usize = 256;
+/// How long the recorder waits for more outcomes before it commits those
+/// it has.
+const RECORD_WAIT: Duration = Duration::from_millis(10);
+
+/// Writes outcomes as they come, those of a few milliseconds in one
+/// transaction, then logs them and tells the ticket about mail that will never arrive.
 async fn record(
     store: Store,
     cfg: Arc<Config>,
@@ -207,7 +253,20 @@ async fn record(
     mut rx: mpsc::UnboundedReceiver<Done>,
 ) {
     let mut done = Vec::new();
-    while rx.recv_many(&mut done, 256).await > 0 {
+    while rx.recv_many(&mut done, RECORD_MAX).await > 0 {
+        // More outcomes arrive while the relay is busy: wait a moment for
+        // them, so one commit (one disk sync) records many. A crash in
+        // that moment means those mails go again when their lease ends,
+        // as for one in the middle of its commit.
+        let deadline = tokio::time::Instant::now() + RECORD_WAIT;
+        while done.len() < RECORD_MAX {
+            let room = RECORD_MAX - done.len();
+            let more = rx.recv_many(&mut done, room);
+            match tokio::time::timeout_at(deadline, more).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
         // Shared with the unit of work rather than copied into it: the same
         // batch serves the fallback and the reports below.
         let batch = Arc::new(std::mem::take(&mut done));

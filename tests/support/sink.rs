@@ -29,6 +29,11 @@ pub struct Sink {
     /// When set, a session is closed without a word after this many
     /// accepted mails, as a relay that drops idle clients does.
     pub close_after: Arc<Mutex<Option<u32>>>,
+    /// Offer PIPELINING in the EHLO reply.
+    pub pipelining: Arc<Mutex<bool>>,
+    /// MAIL commands that arrived with more commands behind them in the
+    /// same read: the client did not wait for MAIL's reply.
+    pub pipelined: Arc<Mutex<u32>>,
 }
 
 impl Sink {
@@ -50,6 +55,8 @@ impl Sink {
             refuse_rcpt: Arc::default(),
             sessions: Arc::default(),
             close_after: Arc::default(),
+            pipelining: Arc::default(),
+            pipelined: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -99,7 +106,11 @@ impl Sink {
             let text = String::from_utf8_lossy(&line).trim_end().to_string();
             let upper = text.to_ascii_uppercase();
             let reply: &[u8] = if upper.starts_with("EHLO") {
-                b"250-sink.test\r\n250 8BITMIME\r\n"
+                if *self.pipelining.lock().unwrap() {
+                    b"250-sink.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                } else {
+                    b"250-sink.test\r\n250 8BITMIME\r\n"
+                }
             } else if upper.starts_with("HELO")
                 || upper.starts_with("RSET")
                 || upper.starts_with("NOOP")
@@ -108,6 +119,9 @@ impl Sink {
             } else if upper.starts_with("MAIL FROM:") {
                 cur.mail_from = addr_of(&text);
                 cur.rcpt_to.clear();
+                if !r.buffer().is_empty() {
+                    *self.pipelined.lock().unwrap() += 1;
+                }
                 b"250 ok\r\n"
             } else if upper.starts_with("RCPT TO:") {
                 let rcpt = addr_of(&text);
@@ -146,7 +160,13 @@ impl Sink {
                     let mut s = self.script.lock().unwrap();
                     (!s.is_empty()).then(|| s.remove(0))
                 };
-                match refuse.or(scripted) {
+                // Lenient, as RFC 2920 allows: DATA was taken without a
+                // valid recipient, and the end of data is refused.
+                let nobody = cur
+                    .rcpt_to
+                    .is_empty()
+                    .then_some("554 5.5.1 no valid recipients");
+                match refuse.or(nobody).or(scripted) {
                     Some(r) => {
                         w.write_all(format!("{r}\r\n").as_bytes()).await?;
                         continue;
