@@ -366,11 +366,14 @@ outbound() {
     WHERE m.outbox_id = 1 AND o.id <> 1" >/dev/null
   OUT_SIZE=$(sql "$url" "SELECT LENGTH(raw) FROM outbox_mail WHERE outbox_id = 1")
   start_gateway "$cfg" "out-$2"
+  # The rate comes from the rows' sent_at (first to last), so the poll only
+  # says when to stop: once a second, as each psql is a new backend whose
+  # start-up costs CPU the relay would otherwise have.
   local waiting=1
-  for _ in $(seq 1 $((POINT_TIMEOUT * 5))); do
+  for _ in $(seq 1 "$POINT_TIMEOUT"); do
     waiting=$(sql "$url" "SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'sending')")
     [ "$waiting" = 0 ] && break
-    sleep 0.2
+    sleep 1
   done
   stop_pid "$GW_PID"
   local r

@@ -19,3 +19,13 @@ END
 $$;
 INSERT INTO outbox_mail (outbox_id, raw) SELECT id, raw FROM outbox;
 ALTER TABLE outbox DROP COLUMN raw;
+
+-- The relay's two searches (due rows, lapsed leases) on indexes that hold
+-- only the rows each looks for, in the order it takes them. The index on
+-- (state, next_attempt_at) held every row ever sent as well; on PostgreSQL
+-- a claim walked past the entries its own earlier claims had left behind
+-- (an update that changes an indexed column writes new index entries), and
+-- the backend spent about three times the CPU it spends with these.
+CREATE INDEX outbox_queued ON outbox (next_attempt_at, id) WHERE state = 'queued';
+CREATE INDEX outbox_lapsing ON outbox (lease_until) WHERE state = 'sending';
+DROP INDEX outbox_due;

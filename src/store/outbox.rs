@@ -179,13 +179,20 @@ impl Store {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
             Dialect::Sqlite => "",
         };
+        // SQLite's planner, without statistics, prefers the equality on
+        // `state` in outbox_by_state_created and then sorts every queued
+        // row; the partial indexes hold exactly the rows wanted, in order.
+        let (queued, lapsing) = match dialect {
+            Dialect::Postgres => ("", ""),
+            Dialect::Sqlite => (" INDEXED BY outbox_queued", " INDEXED BY outbox_lapsing"),
+        };
         // Due rows and lapsed leases in two searches, each in its index's
         // order with its own LIMIT: one search with OR read every queued
         // row and sorted them all, for each batch of a long backlog.
         let sql = format!(
-            "WITH due AS (SELECT id FROM outbox WHERE state = 'queued' AND next_attempt_at <= $3 \
+            "WITH due AS (SELECT id FROM outbox{queued} WHERE state = 'queued' AND next_attempt_at <= $3 \
              ORDER BY next_attempt_at, id LIMIT $4{lock}), \
-             lapsed AS (SELECT id FROM outbox WHERE state = 'sending' AND lease_until < $3 \
+             lapsed AS (SELECT id FROM outbox{lapsing} WHERE state = 'sending' AND lease_until < $3 \
              ORDER BY lease_until LIMIT $4{lock}) \
              UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM lapsed) \
