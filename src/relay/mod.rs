@@ -245,7 +245,8 @@ const RECORD_MAX: usize = 256;
 const RECORD_WAIT: Duration = Duration::from_millis(10);
 
 /// Writes outcomes as they come, those of a few milliseconds in one
-/// transaction, then logs them and tells the ticket about mail that will never arrive.
+/// transaction, then logs them and tells the ticket about mail that will
+/// never arrive.
 async fn record(
     store: Store,
     cfg: Arc<Config>,

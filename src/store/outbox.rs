@@ -152,8 +152,8 @@ impl Store {
         }
     }
 
-    /// Claims up to `limit` due rows for `owner` until `lease_ms` from now.
-    /// Rows whose lease ran out (their instance died) are due again.
+    /// Claims up to `limit` due rows for `owner` until `lease_ms` from now,
+    /// and up to `limit` rows whose lease ran out (their instance died).
     pub async fn outbox_claim(
         &self,
         owner: &str,
