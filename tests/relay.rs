@@ -194,9 +194,61 @@ async fn refused_recipient_fails_and_technician_is_told(db: Db) {
     gw.stop(Duration::from_secs(5)).await;
 }
 
+/// Behind a slow relay, a claimed row whose lease no longer leaves time for
+/// a whole attempt is not sent under it: it is claimed again once the lease
+/// has run out, and every mail reaches the relay once.
+async fn a_row_whose_lease_runs_short_waits_for_the_next_claim(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let sink = Sink::start().await;
+    *sink.stall.lock().unwrap() = Some(Duration::from_millis(700));
+    let mut cfg = support::config(&tdb.url, sink.addr.port());
+    // An attempt must fit in min(4 × timeout, lease / 2) = 1 s of the 2 s
+    // lease. One session, 700 ms per mail: the first two start within the
+    // first second of the lease, the third at about 1.4 s.
+    cfg.relay.lease_secs = 2;
+    cfg.relay.timeout_secs = 1;
+    cfg.relay.pool_size = 1;
+    // All three queued before the worker starts, so one claim takes them.
+    let store = Store::connect(&tdb.url, 2).await.unwrap();
+    store.migrate().await.unwrap();
+    seed(&store).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let q =
+            outbound::technician_reply(&store, &cfg, 5, "tec@suporte.example", &format!("Olá {n}"))
+                .await
+                .unwrap();
+        ids.push(q.outbox_id);
+    }
+    store.close().await;
+    let gw = Gateway::start(cfg.clone()).await.unwrap();
+    let rows = wait_until("all three sent", Duration::from_secs(20), || async {
+        let mut rows = Vec::new();
+        for id in &ids {
+            let r = gw.store.outbox_get(*id).await.unwrap().unwrap();
+            if r.state != "sent" {
+                return None;
+            }
+            rows.push(r);
+        }
+        Some(rows)
+    })
+    .await;
+    let attempts: Vec<i64> = rows.iter().map(|r| r.attempts).collect();
+    assert_eq!(
+        attempts,
+        [1, 1, 2],
+        "the third was claimed twice, sent once: {rows:?}"
+    );
+    assert_eq!(sink.messages().len(), 3, "each mail reached the relay once");
+    assert_eq!(*sink.attempts.lock().unwrap(), 3);
+    gw.stop(Duration::from_secs(5)).await;
+}
+
 both_databases!(
     temporary_refusals_then_delivered_once,
-    refused_recipient_fails_and_technician_is_told
+    refused_recipient_fails_and_technician_is_told,
+    a_row_whose_lease_runs_short_waits_for_the_next_claim
 );
 
 fn relay_cfg(port: u16) -> mensageria::config::RelayConfig {

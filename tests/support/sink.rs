@@ -34,6 +34,8 @@ pub struct Sink {
     /// MAIL commands that arrived with more commands behind them in the
     /// same read: the client did not wait for MAIL's reply.
     pub pipelined: Arc<Mutex<u32>>,
+    /// How long the end of data waits for its reply, as a slow relay's.
+    pub stall: Arc<Mutex<Option<std::time::Duration>>>,
 }
 
 impl Sink {
@@ -57,6 +59,7 @@ impl Sink {
             close_after: Arc::default(),
             pipelining: Arc::default(),
             pipelined: Arc::default(),
+            stall: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -156,6 +159,10 @@ impl Sink {
                     cur.data.extend_from_slice(l);
                 }
                 *self.attempts.lock().unwrap() += 1;
+                let stall = *self.stall.lock().unwrap();
+                if let Some(d) = stall {
+                    tokio::time::sleep(d).await;
+                }
                 let scripted = {
                     let mut s = self.script.lock().unwrap();
                     (!s.is_empty()).then(|| s.remove(0))
