@@ -298,52 +298,51 @@ impl RelayClient {
         }
         let t = self.timeout;
         let mail = Mail::new(envelope.from().cloned(), params);
+        let rcpts = envelope.to();
         // Pipelined only with one recipient: with several, a refused one
         // fails the whole mail here (the outbox row has one outcome), and
-        // a DATA already sent behind it could not be taken back.
-        if let (true, [to]) = (s.pipelining, envelope.to()) {
-            let rcpt = Rcpt::new(to.clone(), vec![]);
-            let step = format!("RCPT TO <{to}>");
-            // MAIL FROM's reply: the first word on a pooled session tells
-            // whether the session is still alive.
-            match tokio::time::timeout(t, s.conn.command(Pipelined(&mail, &rcpt))).await {
-                Err(_) => return Err(Failed::Stale(late(t, "MAIL FROM"))),
-                Ok(Err(e)) if e.status().is_none() || e.is_transient() => {
-                    return Err(Failed::Stale(classify(&e, "MAIL FROM")));
-                }
-                Ok(Err(e)) => return Err(self.refused_pipelined(s, &e, "MAIL FROM", 2).await),
-                Ok(Ok(_)) => {}
-            }
-            match tokio::time::timeout(t, s.conn.read_response()).await {
-                Err(_) => return Err(Failed::Other(late(t, "RCPT TO"))),
-                Ok(Err(e)) => return Err(self.refused_pipelined(s, &e, &step, 1).await),
-                Ok(Ok(_)) => {}
-            }
-            match tokio::time::timeout(t, s.conn.read_response()).await {
-                Err(_) => return Err(Failed::Other(late(t, "DATA"))),
-                Ok(Err(e)) => return Err(self.refused(s, &e, "DATA").await),
-                Ok(Ok(_)) => {}
-            }
-            return self.data(s, raw).await;
-        }
-        match tokio::time::timeout(t, s.conn.command(mail)).await {
+        // a DATA already sent behind it could not be taken back. Pipelined,
+        // each refusal below still has `pending` replies coming after it.
+        let pipelined = s.pipelining && rcpts.len() == 1;
+        let pending = |n: usize| if pipelined { n } else { 0 };
+        let first = if pipelined {
+            format!("{mail}{}{Data}", Rcpt::new(rcpts[0].clone(), vec![]))
+        } else {
+            mail.to_string()
+        };
+        // MAIL FROM: the first word on a pooled session tells whether the
+        // session is still alive.
+        match tokio::time::timeout(t, s.conn.command(first)).await {
             Err(_) => return Err(Failed::Stale(late(t, "MAIL FROM"))),
             Ok(Err(e)) if e.status().is_none() || e.is_transient() => {
                 return Err(Failed::Stale(classify(&e, "MAIL FROM")));
             }
-            Ok(Err(e)) => return Err(self.refused(s, &e, "MAIL FROM").await),
+            Ok(Err(e)) => return Err(self.refused(s, &e, "MAIL FROM", pending(2)).await),
             Ok(Ok(_)) => {}
         }
-        for to in envelope.to() {
-            match tokio::time::timeout(t, s.conn.command(Rcpt::new(to.clone(), vec![]))).await {
+        for to in rcpts {
+            let reply = if pipelined {
+                tokio::time::timeout(t, s.conn.read_response()).await
+            } else {
+                tokio::time::timeout(t, s.conn.command(Rcpt::new(to.clone(), vec![]))).await
+            };
+            match reply {
                 Err(_) => return Err(Failed::Other(late(t, "RCPT TO"))),
-                Ok(Err(e)) => return Err(self.refused(s, &e, &format!("RCPT TO <{to}>")).await),
+                Ok(Err(e)) => {
+                    let step = format!("RCPT TO <{to}>");
+                    return Err(self.refused(s, &e, &step, pending(1)).await);
+                }
                 Ok(Ok(_)) => {}
             }
         }
-        match tokio::time::timeout(t, s.conn.command(Data)).await {
+        let reply = if pipelined {
+            tokio::time::timeout(t, s.conn.read_response()).await
+        } else {
+            tokio::time::timeout(t, s.conn.command(Data)).await
+        };
+        match reply {
             Err(_) => return Err(Failed::Other(late(t, "DATA"))),
-            Ok(Err(e)) => return Err(self.refused(s, &e, "DATA").await),
+            Ok(Err(e)) => return Err(self.refused(s, &e, "DATA", 0).await),
             Ok(Ok(_)) => {}
         }
         self.data(s, raw).await
@@ -374,10 +373,11 @@ impl RelayClient {
         }
     }
 
-    /// A pipelined command was refused with `pending` replies still to
-    /// come (the last one DATA's): read them, end a DATA the relay took
-    /// anyway with a lone dot (RFC 2920, 3.1), then reset.
-    async fn refused_pipelined(
+    /// The relay answered with a refusal mid-transaction: read the
+    /// `pending` replies of pipelined commands still to come (the last one
+    /// DATA's; a DATA the relay took anyway is ended with a lone dot, RFC
+    /// 2920 3.1), then reset the session and keep it when RSET works.
+    async fn refused(
         &self,
         mut s: Session,
         e: &lettre::transport::smtp::Error,
@@ -405,24 +405,10 @@ impl RelayClient {
                 _ => return Failed::Other(err),
             }
         }
-        self.refused(s, e, step).await
-    }
-
-    /// The relay answered with a refusal mid-transaction: reset the session
-    /// and keep it when RSET works.
-    async fn refused(
-        &self,
-        mut s: Session,
-        e: &lettre::transport::smtp::Error,
-        step: &str,
-    ) -> Failed {
-        let err = classify(e, step);
-        if e.status().is_some()
-            && matches!(
-                tokio::time::timeout(self.timeout, s.conn.command(Rset)).await,
-                Ok(Ok(_))
-            )
-        {
+        if matches!(
+            tokio::time::timeout(self.timeout, s.conn.command(Rset)).await,
+            Ok(Ok(_))
+        ) {
             self.put_back(s);
         }
         Failed::Other(err)
@@ -444,15 +430,6 @@ fn offers_pipelining(reply: &lettre::transport::smtp::response::Response) -> boo
             .next()
             .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
     })
-}
-
-/// MAIL, RCPT and DATA as one write.
-struct Pipelined<'a>(&'a Mail, &'a Rcpt);
-
-impl std::fmt::Display for Pipelined<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{}", self.0, self.1, Data)
-    }
 }
 
 /// A mail's text as the data phase sends it: a dot doubled at the start
