@@ -107,7 +107,6 @@ struct Done {
 
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
-        let poll = Duration::from_millis(self.cfg.relay.poll_interval_ms.max(10));
         let lease_ms = (self.cfg.relay.lease_secs * 1000) as i64;
         // As many mails in flight as the pool has sessions: each send
         // waits on the relay's round trips, not on our CPU.
@@ -126,39 +125,50 @@ impl Worker {
         // claim commits while the last batch is being sent, instead of
         // every sender stopping for it.
         let (rows_tx, rows_rx) = mpsc::channel::<Claimed>(batch as usize);
-        let claimer = async {
-            let rows_tx = rows_tx;
-            loop {
-                // Mail in hand is finished; a stop is honoured between
-                // claims, so unclaimed rows stay for the next start or
-                // another instance.
-                if shutdown.is_cancelled() {
-                    break;
-                }
-                match self.claim(lease_ms, batch).await {
-                    Ok(rows) if !rows.is_empty() => {
-                        for row in rows {
-                            if rows_tx.send(row).await.is_err() {
-                                return;
-                            }
-                        }
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "outbox claim failed; retrying"),
-                }
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(poll) => {}
-                }
-            }
-        };
-        let senders = self.send_all(rows_rx, &done_tx, parallel, lease_ms);
-        tokio::join!(claimer, senders);
+        tokio::join!(
+            self.claim_all(rows_tx, &shutdown, lease_ms, batch),
+            self.send_all(rows_rx, &done_tx, parallel, lease_ms),
+        );
         drop(done_tx);
         let _ = recorder.await;
         self.client.close().await;
+    }
+
+    /// Claims due rows, `batch` at a time, into `rows` until shutdown (or
+    /// until the senders are gone); between claims it waits for new mail
+    /// or the poll interval.
+    async fn claim_all(
+        &self,
+        rows: mpsc::Sender<Claimed>,
+        shutdown: &CancellationToken,
+        lease_ms: i64,
+        batch: i64,
+    ) {
+        let poll = Duration::from_millis(self.cfg.relay.poll_interval_ms.max(10));
+        loop {
+            // Mail in hand is finished; a stop is honoured between claims,
+            // so unclaimed rows stay for the next start or another instance.
+            if shutdown.is_cancelled() {
+                break;
+            }
+            match self.claim(lease_ms, batch).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    for row in claimed {
+                        if rows.send(row).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox claim failed; retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
     }
 
     /// Sends claimed rows as they come, `parallel` at a time, and hands
