@@ -259,9 +259,13 @@ fn relay_cfg(port: u16) -> mensageria::config::RelayConfig {
 }
 
 fn envelope(to: &str) -> lettre::address::Envelope {
+    envelope_to(&[to])
+}
+
+fn envelope_to(to: &[&str]) -> lettre::address::Envelope {
     lettre::address::Envelope::new(
         Some("chamados@suporte.example".parse().unwrap()),
-        vec![to.parse().unwrap()],
+        to.iter().map(|t| t.parse().unwrap()).collect(),
     )
     .unwrap()
 }
@@ -413,14 +417,7 @@ async fn relay_client_pipelines_where_the_relay_offers_it() {
 
     // Two recipients: one step at a time, so that a refused one stops the
     // mail before DATA.
-    let two = lettre::address::Envelope::new(
-        Some("chamados@suporte.example".parse().unwrap()),
-        vec![
-            "ana@cliente.example".parse().unwrap(),
-            "bia@cliente.example".parse().unwrap(),
-        ],
-    )
-    .unwrap();
+    let two = envelope_to(&["ana@cliente.example", "bia@cliente.example"]);
     let before = *sink.pipelined.lock().unwrap();
     client.send(&two, &mail(4)).await.unwrap();
     assert_eq!(*sink.pipelined.lock().unwrap(), before);

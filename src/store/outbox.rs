@@ -108,7 +108,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = now_ms();
         let rcpt_to = super::join_lines(o.rcpt_to);
-        let args = args![
+        let mut args = args![
             o.ticket_id,
             o.kind,
             o.message_id,
@@ -116,12 +116,12 @@ impl Store {
             &rcpt_to,
             state,
             now,
-            reason,
-            o.raw
+            reason
         ];
         match tx.dialect() {
-            // One round trip for the row and its mail.
+            // One round trip for the row and its mail ($9).
             Dialect::Postgres => {
+                args.push(Arg::Blob(o.raw));
                 tx.one(
                     "WITH o AS (INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, \
                      attempts, next_attempt_at, last_error, created_at) \
@@ -133,18 +133,17 @@ impl Store {
             }
             // No statement round trips on SQLite: two statements.
             Dialect::Sqlite => {
-                let raw = args[8];
                 let id = tx
                     .one(
                         "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, \
                          next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $7) \
                          RETURNING id",
-                        args[..8].to_vec(),
+                        args,
                     )
                     .await?;
                 tx.exec(
                     "INSERT INTO outbox_mail (outbox_id, raw) VALUES ($1, $2)",
-                    vec![Arg::Int(id), raw],
+                    args![id, o.raw],
                 )
                 .await?;
                 Ok(id)
