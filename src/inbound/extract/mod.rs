@@ -10,6 +10,8 @@
 
 mod locale;
 
+use std::borrow::Cow;
+
 use html2text::render::TextDecorator;
 use mail_parser::{Message, PartType};
 use unicode_normalization::{IsNormalized, UnicodeNormalization};
@@ -28,34 +30,39 @@ pub struct Extracted {
     pub empty: bool,
 }
 
-/// The line as the rules see it: NFC, bold markers, NBSPs and bidi marks gone.
-fn norm(line: &str) -> String {
+/// The lines of a body as the rules see them.
+type Norms<'a> = [Cow<'a, str>];
+
+/// The line as the rules see it: NFC, bold markers, NBSPs and bidi marks
+/// gone. Borrowed when that is only a trim, as for nearly every line.
+fn norm(line: &str) -> Cow<'_, str> {
     // Most lines are ASCII, or already NFC: composing them again is the
     // costliest step of the whole inbound path, so it is skipped for them.
     if line.is_ascii() {
         if !line.as_bytes().contains(&b'*') {
-            return line.trim().to_owned();
+            return Cow::Borrowed(line.trim());
         }
-        return line.replace('*', "").trim().to_owned();
+        return Cow::Owned(line.replace('*', "").trim().to_owned());
     }
-    let composed;
-    let line = if unicode_normalization::is_nfc_quick(line.chars()) == IsNormalized::Yes {
-        line
-    } else {
-        composed = line.nfc().collect::<String>();
-        &composed
-    };
+    let line: Cow<'_, str> =
+        match unicode_normalization::is_nfc_quick(line.chars()) == IsNormalized::Yes {
+            true => Cow::Borrowed(line),
+            false => Cow::Owned(line.nfc().collect()),
+        };
     const DROPPED: [char; 5] = ['*', '\u{200B}', '\u{200E}', '\u{200F}', '\u{FEFF}'];
     const SPACES: [char; 2] = ['\u{A0}', '\u{202F}'];
     if !line.contains(DROPPED) && !line.contains(SPACES) {
-        return line.trim().to_owned();
+        return match line {
+            Cow::Borrowed(l) => Cow::Borrowed(l.trim()),
+            Cow::Owned(l) => Cow::Owned(l.trim().to_owned()),
+        };
     }
     let s: String = line
         .chars()
         .filter(|c| !DROPPED.contains(c))
         .map(|c| if SPACES.contains(&c) { ' ' } else { c })
         .collect();
-    s.trim().to_owned()
+    Cow::Owned(s.trim().to_owned())
 }
 
 fn blank(line: &str) -> bool {
@@ -82,7 +89,8 @@ fn is_sig_delim(raw: &str, norm: &str) -> bool {
         || norm == "\u{1427}"
         // A client line is short; a sentence that happens to start the same
         // way ("Enviado pelo fornecedor, o notebook…") is not cut.
-        || (norm.chars().count() <= 100 && rules().mobile.is_match(norm))
+        // (More than 400 bytes is more than 100 characters.)
+        || (norm.len() <= 400 && rules().mobile.is_match(norm) && norm.chars().count() <= 100)
 }
 
 /// Ends with a colon, as `wrote` requires of an attribution.
@@ -108,7 +116,7 @@ fn core(norm: &str) -> &str {
 /// wider case variant, and some blanks before the colon.
 const FORWARD_MAX: usize = 160;
 
-fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
+fn marker(raw: &[&str], norm: &Norms<'_>, i: usize) -> Option<Marker> {
     let r = rules();
     let n = norm.get(i)?;
     if n.is_empty() || is_quote(raw.get(i)?) {
@@ -137,7 +145,11 @@ fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
         }
     }
     // `date_first` opens with a Unicode `\d`: any numeric first letter.
-    if n.len() < 200 && n.starts_with(char::is_numeric) && r.date_first.is_match(n) {
+    if n.len() < 200
+        && n.starts_with(char::is_numeric)
+        && locale::may_start_with_date(n)
+        && r.date_first.is_match(n)
+    {
         return Some(Marker::History);
     }
     attribution(norm, i).map(Marker::Attribution)
@@ -145,7 +157,7 @@ fn marker(raw: &[&str], norm: &[String], i: usize) -> Option<Marker> {
 
 /// An attribution at line `i`, maybe wrapped over up to five lines (Gmail
 /// wraps at 78 columns, sometimes right inside the `<address>`).
-fn attribution(norm: &[String], i: usize) -> Option<usize> {
+fn attribution(norm: &Norms<'_>, i: usize) -> Option<usize> {
     let r = rules();
     let first = &norm[i];
     // Only a line that looks like the start of one may be joined with the
@@ -154,24 +166,28 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
     let may_wrap = r.opens.is_match(first)
         || first.ends_with('<')
         || (first.contains('@') && r.email.is_match(first) && r.wrote_any.is_match(first));
-    let (mut joined, mut blanks) = (String::new(), 0);
+    // The lines joined so far; borrowed while it is the first line alone.
+    let (mut joined, mut blanks) = (Cow::Borrowed(""), 0);
     for (k, l) in norm.iter().enumerate().skip(i).take(5) {
         if k > i && !may_wrap {
             break;
         }
         if l.is_empty() {
             // Gmail sometimes puts a blank line before a wrapped "<address>".
-            let next = norm.get(k + 1).map(String::as_str).unwrap_or("");
+            let next = norm.get(k + 1).map(|l| l.as_ref()).unwrap_or("");
             blanks += 1;
             if blanks > 1 || !next.starts_with('<') {
                 break;
             }
             continue;
         }
-        if !joined.is_empty() {
-            joined.push(' ');
+        if joined.is_empty() {
+            joined = Cow::Borrowed(l.as_ref());
+        } else {
+            let j = joined.to_mut();
+            j.push(' ');
+            j.push_str(l);
         }
-        joined.push_str(l);
         if joined.len() > 400 {
             break;
         }
@@ -196,7 +212,7 @@ fn attribution(norm: &[String], i: usize) -> Option<usize> {
 
 /// After an attribution: a `>` block and then more new text, i.e. an
 /// answer written between the quoted lines.
-fn interleaved(raw: &[&str], norm: &[String], mut j: usize) -> bool {
+fn interleaved(raw: &[&str], norm: &Norms<'_>, mut j: usize) -> bool {
     while j < raw.len() && blank(raw[j]) {
         j += 1;
     }
@@ -223,21 +239,20 @@ fn unquote(line: &str) -> &str {
 /// Whether a body made only of `>` lines shows it is history.
 fn quoted_history(lines: &[&str]) -> bool {
     let inner: Vec<&str> = lines.iter().map(|l| unquote(l)).collect();
-    let norms: Vec<String> = inner.iter().map(|l| norm(l)).collect();
+    let norms: Vec<Cow<str>> = inner.iter().map(|l| norm(l)).collect();
     (0..inner.len()).any(|i| marker(&inner, &norms, i).is_some())
 }
 
 /// From a plain-text body.
 pub fn extract_text(body: &str) -> Extracted {
-    let body = body.replace("\r\n", "\n").replace('\r', "\n");
-    let raw: Vec<&str> = body.split('\n').collect();
-    let norms: Vec<String> = raw.iter().map(|l| norm(l)).collect();
+    let raw = lines(body);
+    let norms: Vec<Cow<str>> = raw.iter().map(|l| norm(l)).collect();
     // The same lines without their `>` prefixes, to see history inside a quote.
     let inner: Vec<&str> = raw.iter().map(|l| unquote(l)).collect();
-    let inner_norms: Vec<String> = (0..raw.len())
+    let inner_norms: Vec<Cow<str>> = (0..raw.len())
         .map(|i| match inner[i].len() == raw[i].len() {
             // No quote prefix: the same line.
-            true => norms[i].clone(),
+            true => Cow::Borrowed(norms[i].as_ref()),
             false => norm(inner[i]),
         })
         .collect();
@@ -347,6 +362,23 @@ pub fn extract_text(body: &str) -> Extracted {
         signature,
         empty,
     }
+}
+
+/// The lines of `body`, split at CRLF, LF or a lone CR, without copying it.
+fn lines(body: &str) -> Vec<&str> {
+    let mut out = Vec::with_capacity(body.len() / 40 + 1);
+    let (b, mut start, mut i) = (body.as_bytes(), 0, 0);
+    while let Some(at) = memchr::memchr2(b'\n', b'\r', &b[i..]) {
+        let end = i + at;
+        out.push(&body[start..end]);
+        i = match (b[end], b.get(end + 1)) {
+            (b'\r', Some(b'\n')) => end + 2,
+            _ => end + 1,
+        };
+        start = i;
+    }
+    out.push(&body[start..]);
+    out
 }
 
 fn join(lines: &[&str]) -> String {
