@@ -224,6 +224,42 @@ mod tests {
         );
     }
 
+    /// The hot path's statements stay prepared: run again with new values,
+    /// none is compiled again. (A bound LIMIT was: SQLite re-prepared the
+    /// relay's claim, the thread lookup and the loop caps at every bind.)
+    #[tokio::test]
+    async fn hot_statements_are_not_prepared_again_when_bound_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let store = crate::store::Store::connect(&format!("sqlite://{}", path.display()), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let conn = open(&path).unwrap();
+        let statements = [
+            crate::store::outbox::claim_sql(Dialect::Sqlite, 128),
+            crate::store::messages::thread_ids_sql(20),
+            crate::store::suppressions::automatic_mail_sql((30, 10)),
+        ];
+        conn.execute_batch("BEGIN").unwrap();
+        for sql in &statements {
+            for round in 0..3i64 {
+                let mut stmt = conn.prepare_cached(sql).unwrap();
+                for i in 1..=stmt.parameter_count() {
+                    stmt.raw_bind_parameter(i, 1_000 * round + i as i64)
+                        .unwrap();
+                }
+                let mut rows = stmt.raw_query();
+                while rows.next().unwrap().is_some() {}
+            }
+            let stmt = conn.prepare_cached(sql).unwrap();
+            let again = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(again, 0, "prepared again {again} times: {sql}");
+        }
+        conn.execute_batch("ROLLBACK").unwrap();
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn numbered_parameters_bind_by_number_not_position() {
         let dir = tempfile::tempdir().unwrap();

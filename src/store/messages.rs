@@ -103,12 +103,7 @@ impl Store {
         ticket_id: i64,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut ids: Vec<String> = conn
-            .all(
-                "SELECT message_id FROM messages WHERE ticket_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
-                args![ticket_id, limit],
-            )
-            .await?;
+        let mut ids: Vec<String> = conn.all(&thread_ids_sql(limit), args![ticket_id]).await?;
         ids.reverse();
         Ok(ids)
     }
@@ -134,4 +129,12 @@ impl Store {
         }
         Ok(None)
     }
+}
+
+/// The newest `limit` Message-IDs of a ticket. The limit is in the text:
+/// a bound LIMIT makes SQLite re-prepare the statement at every bind.
+pub(crate) fn thread_ids_sql(limit: i64) -> String {
+    format!(
+        "SELECT message_id FROM messages WHERE ticket_id = $1 ORDER BY at DESC, id DESC LIMIT {limit}"
+    )
 }

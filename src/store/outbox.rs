@@ -44,6 +44,39 @@ pub struct OutboxRow {
     pub bounce: Option<String>,
 }
 
+/// The claim: up to `limit` due rows and up to `limit` lapsed leases.
+/// `limit` is written into the text, not bound: SQLite re-prepares a
+/// statement with a bound LIMIT every time it is bound again (the planner
+/// uses the value), which cost more than the claim itself.
+pub(crate) fn claim_sql(dialect: Dialect, limit: i64) -> String {
+    // PostgreSQL: concurrent instances skip each other's locked rows
+    // instead of waiting; SQLite has one writer at a time anyway.
+    let lock = match dialect {
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        Dialect::Sqlite => "",
+    };
+    // SQLite's planner, without statistics, prefers the equality on
+    // `state` in outbox_by_state_created and then sorts every queued
+    // row; the partial indexes hold exactly the rows wanted, in order.
+    let (queued, lapsing) = match dialect {
+        Dialect::Postgres => ("", ""),
+        Dialect::Sqlite => (" INDEXED BY outbox_queued", " INDEXED BY outbox_lapsing"),
+    };
+    // Due rows and lapsed leases in two searches, each in its index's
+    // order with its own LIMIT: one search with OR read every queued
+    // row and sorted them all, for each batch of a long backlog.
+    format!(
+        "WITH due AS (SELECT id FROM outbox{queued} WHERE state = 'queued' AND next_attempt_at <= $3 \
+         ORDER BY next_attempt_at, id LIMIT {limit}{lock}), \
+         lapsed AS (SELECT id FROM outbox{lapsing} WHERE state = 'sending' AND lease_until < $3 \
+         ORDER BY lease_until LIMIT {limit}{lock}) \
+         UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM lapsed) \
+         RETURNING id, message_id, mail_from, rcpt_to, \
+         (SELECT raw FROM outbox_mail WHERE outbox_id = outbox.id), attempts, kind, ticket_id"
+    )
+}
+
 /// A row claimed for delivery.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -172,32 +205,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let now = now_ms();
-        // PostgreSQL: concurrent instances skip each other's locked rows
-        // instead of waiting; SQLite has one writer at a time anyway.
-        let lock = match dialect {
-            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
-            Dialect::Sqlite => "",
-        };
-        // SQLite's planner, without statistics, prefers the equality on
-        // `state` in outbox_by_state_created and then sorts every queued
-        // row; the partial indexes hold exactly the rows wanted, in order.
-        let (queued, lapsing) = match dialect {
-            Dialect::Postgres => ("", ""),
-            Dialect::Sqlite => (" INDEXED BY outbox_queued", " INDEXED BY outbox_lapsing"),
-        };
-        // Due rows and lapsed leases in two searches, each in its index's
-        // order with its own LIMIT: one search with OR read every queued
-        // row and sorted them all, for each batch of a long backlog.
-        let sql = format!(
-            "WITH due AS (SELECT id FROM outbox{queued} WHERE state = 'queued' AND next_attempt_at <= $3 \
-             ORDER BY next_attempt_at, id LIMIT $4{lock}), \
-             lapsed AS (SELECT id FROM outbox{lapsing} WHERE state = 'sending' AND lease_until < $3 \
-             ORDER BY lease_until LIMIT $4{lock}) \
-             UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM lapsed) \
-             RETURNING id, message_id, mail_from, rcpt_to, \
-             (SELECT raw FROM outbox_mail WHERE outbox_id = outbox.id), attempts, kind, ticket_id"
-        );
+        let sql = claim_sql(dialect, limit);
         let rows: Vec<(
             i64,
             String,
@@ -207,9 +215,7 @@ impl Store {
             i64,
             String,
             Option<i64>,
-        )> = tx
-            .all(&sql, args![owner, now + lease_ms, now, limit])
-            .await?;
+        )> = tx.all(&sql, args![owner, now + lease_ms, now]).await?;
         Ok(rows
             .into_iter()
             .map(

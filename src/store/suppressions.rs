@@ -48,16 +48,8 @@ impl Store {
     ) -> Result<AutomaticMail, StoreError> {
         let (bounced_until, all, on_ticket) = tx
             .one(
-                concat!(
-                    "SELECT (",
-                    bounced_until_sql!(),
-                    "), \
-             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
-                AND kind <> 'reply' LIMIT $4) AS recent), \
-             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
-                AND kind <> 'reply' AND ticket_id = $5 LIMIT $6) AS recent_on_ticket)"
-                ),
-                args![rcpt, now_ms(), since, caps.0, ticket, caps.1],
+                &automatic_mail_sql(caps),
+                args![rcpt, now_ms(), since, ticket],
             )
             .await?;
         Ok(AutomaticMail {
@@ -66,6 +58,24 @@ impl Store {
             on_ticket,
         })
     }
+}
+
+/// The query of [`Store::automatic_mail_state`]. The caps are in the text:
+/// a bound LIMIT makes SQLite re-prepare the statement at every bind.
+pub(crate) fn automatic_mail_sql((all, on_ticket): (i64, i64)) -> String {
+    format!(
+        concat!(
+            "SELECT (",
+            bounced_until_sql!(),
+            "), \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
+                AND kind <> 'reply' LIMIT {all}) AS recent), \
+             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
+                AND kind <> 'reply' AND ticket_id = $4 LIMIT {on_ticket}) AS recent_on_ticket)"
+        ),
+        all = all,
+        on_ticket = on_ticket
+    )
 }
 
 /// What the loop caps know about one recipient.
