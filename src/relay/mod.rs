@@ -153,12 +153,18 @@ impl Worker {
             }
             match self.claim(lease_ms, batch).await {
                 Ok(claimed) if !claimed.is_empty() => {
+                    // A short batch took everything due: claiming again at
+                    // once would only commit an empty transaction. Mail
+                    // queued meanwhile has left a wake-up permit.
+                    let more = claimed.len() as i64 >= batch;
                     for row in claimed {
                         if rows.send(row).await.is_err() {
                             return;
                         }
                     }
-                    continue;
+                    if more {
+                        continue;
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "outbox claim failed; retrying"),
