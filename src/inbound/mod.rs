@@ -186,6 +186,9 @@ impl Inbound {
     /// Decides and commits. Err only when the store cannot commit: the
     /// client must then be told to try again later.
     pub async fn accept(&self, env: &Envelope, raw: &[u8]) -> Result<Outcome, InboundError> {
+        // The committer waits a moment for this message rather than commit
+        // another one alone meanwhile (see batch::Coming).
+        let coming = self.store.committer(self.cfg.database.max_batch).coming();
         let Some((p, msg)) = parse::parse(raw, &self.cfg.smtp.hostname) else {
             return self
                 .unmatched_fields(env, raw, "", "", "the message could not be parsed")
@@ -235,7 +238,8 @@ impl Inbound {
             return self.quarantine(env, raw, &p, kind, &reason).await;
         }
         let matched_by: Vec<&str> = agreeing.iter().map(|m| m.as_str()).collect();
-        self.store_reply(env, raw, p, ticket, &matched_by.join(","), kind, None)
+        let matched_by = matched_by.join(",");
+        self.store_reply_coming(env, raw, p, ticket, &matched_by, kind, None, Some(coming))
             .await
     }
 
@@ -252,6 +256,23 @@ impl Inbound {
         matched_by: &str,
         kind: Kind,
         release: Option<i64>,
+    ) -> Result<Outcome, InboundError> {
+        self.store_reply_coming(env, raw, p, ticket, matched_by, kind, release, None)
+            .await
+    }
+
+    /// [`Inbound::store_reply`] for a message the committer was told of.
+    #[allow(clippy::too_many_arguments)]
+    async fn store_reply_coming(
+        &self,
+        env: &Envelope,
+        raw: &[u8],
+        p: parse::Parsed,
+        ticket: Ticket,
+        matched_by: &str,
+        kind: Kind,
+        release: Option<i64>,
+        coming: Option<crate::store::batch::Coming>,
     ) -> Result<Outcome, InboundError> {
         // The technicians' copies are composed here, in this session's
         // task, so that the shared transaction only decides and writes.
@@ -309,9 +330,10 @@ impl Inbound {
         let (outcome, queued) = self
             .store
             .committer(self.cfg.database.max_batch)
-            .submit(Box::new(move |tx: &mut Tx| {
-                Box::pin(async move { write_reply(tx, job).await })
-            }))
+            .submit_coming(
+                coming,
+                Box::new(move |tx: &mut Tx| Box::pin(async move { write_reply(tx, job).await })),
+            )
             .await?;
         if queued {
             self.wake.notify_one();

@@ -18,10 +18,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use sqlx::Any;
 use sqlx::pool::PoolConnection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{Dialect, Store, StoreError, Tx};
 
@@ -43,6 +46,11 @@ type Unit = Box<
 
 const NOT_RUN: &str = "another unit in the same transaction failed";
 
+/// How long a batch may wait for units announced as coming (see
+/// [`Committer::coming`]) before it commits without them. tokio's timer
+/// counts in milliseconds, so this is the shortest wait there is.
+const GATHER: Duration = Duration::from_millis(1);
+
 enum Msg {
     Unit(Unit),
     /// Give the kept connection back (the pool is closing); answered when done.
@@ -53,6 +61,30 @@ enum Msg {
 #[derive(Clone)]
 pub struct Committer {
     units: mpsc::Sender<Msg>,
+    /// Units announced and not yet submitted (see [`Committer::coming`]).
+    coming: Arc<Expected>,
+}
+
+/// The count of units on their way, and a signal for when it falls to 0.
+#[derive(Default)]
+struct Expected {
+    count: AtomicUsize,
+    none_left: Notify,
+}
+
+/// A unit on its way: a message whose DATA has ended and which is being
+/// decided. While any is, a batch waits up to [`GATHER`] for it instead of
+/// committing alone, as PostgreSQL's `commit_delay` with `commit_siblings`
+/// does: one sync for both. Dropped when its unit is submitted, or when
+/// the decision ends without one.
+pub struct Coming(Arc<Expected>);
+
+impl Drop for Coming {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.none_left.notify_one();
+        }
+    }
 }
 
 impl std::fmt::Debug for Committer {
@@ -66,8 +98,15 @@ impl Committer {
     /// `store` must not hold this committer (it would never end).
     /// `max_batch` bounds the units per transaction.
     pub(super) fn start(store: Store, max_batch: usize) -> Committer {
+        Self::start_gathering(store, max_batch, GATHER)
+    }
+
+    /// [`Committer::start`] with another wait for units on their way.
+    fn start_gathering(store: Store, max_batch: usize, gather: Duration) -> Committer {
         let max_batch = max_batch.max(1);
         let (units, rx) = mpsc::channel(max_batch * 4);
+        let coming = Arc::new(Expected::default());
+        let expected = coming.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build();
@@ -75,7 +114,7 @@ impl Committer {
             Ok(rt) => {
                 let spawned = std::thread::Builder::new()
                     .name("mensageria-commit".into())
-                    .spawn(move || rt.block_on(run(store, rx, max_batch)));
+                    .spawn(move || rt.block_on(run(store, rx, max_batch, expected, gather)));
                 if let Err(e) = spawned {
                     // Every submit then answers Stopped (451 to a client).
                     tracing::error!(error = %e, "cannot start the commit thread");
@@ -83,14 +122,35 @@ impl Committer {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "no runtime for the commit thread; committing on the caller's");
-                tokio::spawn(run(store, rx, max_batch));
+                tokio::spawn(run(store, rx, max_batch, expected, gather));
             }
         }
-        Committer { units }
+        Committer { units, coming }
+    }
+
+    /// Announces a unit that will be submitted soon (a message being
+    /// decided), so that a batch about to commit waits for it.
+    pub fn coming(&self) -> Coming {
+        self.coming.count.fetch_add(1, Ordering::AcqRel);
+        Coming(self.coming.clone())
     }
 
     /// Runs `work` in the next batch; returns once that batch committed.
     pub async fn submit<T, E>(&self, work: Work<T, E>) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.submit_coming(None, work).await
+    }
+
+    /// [`Committer::submit`] for a unit announced by `coming`: the
+    /// announcement ends as the unit goes in.
+    pub async fn submit_coming<T, E>(
+        &self,
+        coming: Option<Coming>,
+        work: Work<T, E>,
+    ) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
@@ -114,7 +174,11 @@ impl Committer {
                 }
             })
         });
-        if self.units.send(Msg::Unit(unit)).await.is_err() {
+        // The announcement ends once the unit is queued, so that a batch
+        // woken by the count falling to 0 finds it there.
+        let sent = self.units.send(Msg::Unit(unit)).await;
+        drop(coming);
+        if sent.is_err() {
             return Err(StoreError::Stopped.into());
         }
         match result.await {
@@ -150,7 +214,13 @@ async fn connect(store: &Store) -> Result<Conn, StoreError> {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
+async fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<Msg>,
+    max_batch: usize,
+    coming: Arc<Expected>,
+    gather: Duration,
+) {
     let mut batch: Vec<Unit> = Vec::with_capacity(max_batch);
     let mut conn: Option<Conn> = None;
     while let Some(first) = rx.recv().await {
@@ -159,12 +229,25 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Msg>, max_batch: usize) {
             Msg::Unit(u) => batch.push(u),
             Msg::Release(done) => release = Some(done),
         }
-        // Whatever queued up while the last commit was in flight joins now.
+        // Whatever queued up while the last commit was in flight joins now;
+        // then, while other messages are still being decided, the batch
+        // waits a moment for them.
+        let until = tokio::time::Instant::now() + gather;
         while batch.len() < max_batch && release.is_none() {
-            match rx.try_recv() {
-                Ok(Msg::Unit(u)) => batch.push(u),
-                Ok(Msg::Release(done)) => release = Some(done),
-                Err(_) => break,
+            let next = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(_) if batch.is_empty() || coming.count.load(Ordering::Acquire) == 0 => break,
+                Err(_) => tokio::select! {
+                    m = rx.recv() => m,
+                    // The last one on its way ended without a unit: look again.
+                    _ = coming.none_left.notified() => continue,
+                    _ = tokio::time::sleep_until(until) => break,
+                },
+            };
+            match next {
+                Some(Msg::Unit(u)) => batch.push(u),
+                Some(Msg::Release(done)) => release = Some(done),
+                None => break,
             }
         }
         if batch.is_empty() {
@@ -371,6 +454,45 @@ mod tests {
         assert_eq!(count, 1);
         // The committer keeps serving after a failed batch.
         assert_eq!(b.submit(insert(2)).await.unwrap(), 2);
+    }
+
+    /// A batch waits for a unit announced as coming, even one sent 200 ms
+    /// late (the wait here is long, so nothing depends on timing but that
+    /// gap); an announcement that ends without a unit lets the batch go at
+    /// once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_waits_for_the_unit_announced() {
+        let (_d, s) = store().await;
+        let b = Committer::start_gathering(s.clone(), 16, Duration::from_secs(600));
+        b.submit(insert(1)).await.unwrap();
+        // Both announced before either is sent: whichever comes first
+        // waits for the other. Primary key 1 again fails, and with it the
+        // batch; so insert(2) fails too only if it shared that batch.
+        let (one, two) = (b.coming(), b.coming());
+        let clash = tokio::spawn({
+            let b = b.clone();
+            async move { b.submit_coming(Some(one), insert(1)).await }
+        });
+        // Late, by design: a batch that did not wait has long committed.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let other = b.submit_coming(Some(two), insert(2)).await;
+        assert!(clash.await.unwrap().is_err());
+        let why = other
+            .expect_err("insert(2) shared the failed batch")
+            .to_string();
+        assert!(why.contains(NOT_RUN), "{why}");
+
+        let coming = b.coming();
+        let alone = tokio::spawn({
+            let b = b.clone();
+            async move { b.submit(insert(3)).await }
+        });
+        drop(coming);
+        let done = tokio::time::timeout(Duration::from_secs(60), alone).await;
+        assert_eq!(
+            done.expect("committed without waiting").unwrap().unwrap(),
+            3
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
