@@ -52,7 +52,8 @@ const NOT_RUN: &str = "another unit in the same transaction failed";
 const GATHER: Duration = Duration::from_millis(1);
 
 enum Msg {
-    Unit(Unit),
+    /// A unit, with its announcement, which ends as the committer takes it.
+    Unit(Unit, Option<Coming>),
     /// Give the kept connection back (the pool is closing); answered when done.
     Release(oneshot::Sender<()>),
 }
@@ -75,8 +76,8 @@ struct Expected {
 /// A unit on its way: a message whose DATA has ended and which is being
 /// decided. While any is, a batch waits up to [`GATHER`] for it instead of
 /// committing alone, as PostgreSQL's `commit_delay` with `commit_siblings`
-/// does: one sync for both. Dropped when its unit is submitted, or when
-/// the decision ends without one.
+/// does: one sync for both. Dropped when the committer takes its unit, or
+/// when the decision ends without one.
 pub struct Coming(Arc<Expected>);
 
 impl Drop for Coming {
@@ -145,7 +146,7 @@ impl Committer {
     }
 
     /// [`Committer::submit`] for a unit announced by `coming`: the
-    /// announcement ends as the unit goes in.
+    /// announcement ends as the committer takes the unit.
     pub async fn submit_coming<T, E>(
         &self,
         coming: Option<Coming>,
@@ -174,11 +175,10 @@ impl Committer {
                 }
             })
         });
-        // The announcement ends once the unit is queued, so that a batch
-        // woken by the count falling to 0 finds it there.
-        let sent = self.units.send(Msg::Unit(unit)).await;
-        drop(coming);
-        if sent.is_err() {
+        // The announcement travels with the unit and ends as the committer
+        // takes it: then a count of 0 there means nothing else is on its
+        // way, and a lone session's unit is committed at once.
+        if self.units.send(Msg::Unit(unit, coming)).await.is_err() {
             return Err(StoreError::Stopped.into());
         }
         match result.await {
@@ -226,7 +226,10 @@ async fn run(
     while let Some(first) = rx.recv().await {
         let mut release = None;
         match first {
-            Msg::Unit(u) => batch.push(u),
+            Msg::Unit(u, announced) => {
+                drop(announced);
+                batch.push(u);
+            }
             Msg::Release(done) => release = Some(done),
         }
         // Whatever queued up while the last commit was in flight joins now;
@@ -245,7 +248,10 @@ async fn run(
                 },
             };
             match next {
-                Some(Msg::Unit(u)) => batch.push(u),
+                Some(Msg::Unit(u, announced)) => {
+                    drop(announced);
+                    batch.push(u);
+                }
                 Some(Msg::Release(done)) => release = Some(done),
                 None => break,
             }
