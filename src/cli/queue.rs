@@ -381,7 +381,16 @@ async fn release(
     // A relay in another process finds the notification at its next poll.
     let inbound = Inbound::new(store.clone(), Arc::new(cfg.clone()), Arc::default());
     match inbound
-        .store_reply(&env, &raw, p, ticket, "released", Kind::Person, Some(id))
+        .store_reply(
+            &env,
+            &raw,
+            p,
+            ticket,
+            "released",
+            Kind::Person,
+            Some(id),
+            None,
+        )
         .await?
     {
         Outcome::Stored { ticket, message_id } => {

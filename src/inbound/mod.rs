@@ -239,31 +239,17 @@ impl Inbound {
         }
         let matched_by: Vec<&str> = agreeing.iter().map(|m| m.as_str()).collect();
         let matched_by = matched_by.join(",");
-        self.store_reply_coming(env, raw, p, ticket, &matched_by, kind, None, Some(coming))
+        self.store_reply(env, raw, p, ticket, &matched_by, kind, None, Some(coming))
             .await
     }
 
     /// Stores `p` on `ticket` with the technicians' notification (or the
     /// closed-ticket policy) in one transaction. `accept` calls it once the
     /// ticket is found; `quarantine release` with the ticket an administrator
-    /// chose and the quarantine row to delete in the same commit.
-    pub async fn store_reply(
-        &self,
-        env: &Envelope,
-        raw: &[u8],
-        p: parse::Parsed,
-        ticket: Ticket,
-        matched_by: &str,
-        kind: Kind,
-        release: Option<i64>,
-    ) -> Result<Outcome, InboundError> {
-        self.store_reply_coming(env, raw, p, ticket, matched_by, kind, release, None)
-            .await
-    }
-
-    /// [`Inbound::store_reply`] for a message the committer was told of.
+    /// chose and the quarantine row to delete in the same commit. `coming`:
+    /// the committer was told of this message (see `batch::Coming`).
     #[allow(clippy::too_many_arguments)]
-    async fn store_reply_coming(
+    pub async fn store_reply(
         &self,
         env: &Envelope,
         raw: &[u8],

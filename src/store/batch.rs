@@ -225,13 +225,7 @@ async fn run(
     let mut conn: Option<Conn> = None;
     while let Some(first) = rx.recv().await {
         let mut release = None;
-        match first {
-            Msg::Unit(u, announced) => {
-                drop(announced);
-                batch.push(u);
-            }
-            Msg::Release(done) => release = Some(done),
-        }
+        take_in(first, &mut batch, &mut release);
         // Whatever queued up while the last commit was in flight joins now;
         // then, while other messages are still being decided, the batch
         // waits a moment for them.
@@ -248,11 +242,7 @@ async fn run(
                 },
             };
             match next {
-                Some(Msg::Unit(u, announced)) => {
-                    drop(announced);
-                    batch.push(u);
-                }
-                Some(Msg::Release(done)) => release = Some(done),
+                Some(m) => take_in(m, &mut batch, &mut release),
                 None => break,
             }
         }
@@ -285,6 +275,18 @@ async fn run(
             conn = None;
             let _ = done.send(());
         }
+    }
+}
+
+/// Takes a message into the batch being gathered. A unit's announcement
+/// ends here, at once, so that the count says what is still on its way.
+fn take_in(m: Msg, batch: &mut Vec<Unit>, release: &mut Option<oneshot::Sender<()>>) {
+    match m {
+        Msg::Unit(u, announced) => {
+            drop(announced);
+            batch.push(u);
+        }
+        Msg::Release(done) => *release = Some(done),
     }
 }
 

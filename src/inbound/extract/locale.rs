@@ -160,19 +160,15 @@ impl Lead {
         let mut ascii = 0u128;
         for alt in alternatives {
             let mut chars = alt.chars();
-            let (Some(first), second) = (chars.next(), chars.next()) else {
+            let (first, second) = (chars.next(), chars.next());
+            let meta = |c: char| "\\()[].^$|?*+{".contains(c);
+            let optional = second.is_some_and(|c| matches!(c, '?' | '*' | '{'));
+            let Some(first) = first.filter(|&c| !meta(c) && !optional) else {
                 return Lead {
                     ascii: Self::ANY,
                     skip_open,
                 };
             };
-            let meta = |c: char| "\\()[].^$|?*+{".contains(c);
-            if meta(first) || second.is_some_and(|c| matches!(c, '?' | '*' | '{')) {
-                return Lead {
-                    ascii: Self::ANY,
-                    skip_open,
-                };
-            }
             for c in std::iter::once(first)
                 .chain(first.to_lowercase())
                 .chain(first.to_uppercase())
