@@ -15,6 +15,7 @@ use crate::admin;
 use crate::config::Config;
 use crate::inbound::Inbound;
 use crate::listener::{self, ListenError};
+use crate::outbound::handoff::Handoff;
 use crate::relay::{self, RelayError};
 use crate::store::{Store, StoreError};
 
@@ -70,10 +71,21 @@ impl Gateway {
         };
         let listeners = listener::bind(&cfg).await?;
         let smtp_addrs = listener::local_addrs(&listeners);
-        let wake = Arc::new(Notify::new());
+        let owner = format!(
+            "{}:{}:{:08x}",
+            cfg.smtp.hostname,
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let (handoff, handed) = Handoff::channel(
+            &owner,
+            (cfg.relay.lease_secs * 1000) as i64,
+            relay::Worker::queue_len(&cfg),
+        );
+        let wake = handoff.waker();
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let inbound = Arc::new(Inbound::new(store.clone(), cfg.clone(), wake.clone()));
+        let inbound = Arc::new(Inbound::new(store.clone(), cfg.clone(), handoff));
         let limits =
             listener::limits::Limits::new(cfg.smtp.max_sessions, cfg.smtp.max_sessions_per_ip);
         // Bound before the SMTP tasks start, so a busy admin port fails the
@@ -112,15 +124,10 @@ impl Gateway {
             store: store.clone(),
             cfg: cfg.clone(),
             client: relay_client,
-            owner: format!(
-                "{}:{}:{:08x}",
-                cfg.smtp.hostname,
-                std::process::id(),
-                rand::random::<u32>()
-            ),
+            owner,
             wake: wake.clone(),
         };
-        tracker.spawn(worker.run(shutdown.clone()));
+        tracker.spawn(worker.run(handed, shutdown.clone()));
 
         tracker.close();
         tracing::info!(

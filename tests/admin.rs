@@ -68,7 +68,7 @@ async fn held(e: &Env, raw: &str) -> i64 {
 
 /// The inbound decision in-process, as the listener would call it.
 async fn accept(e: &Env, from: &str, raw: &str) -> Outcome {
-    let inbound = Inbound::new(e.store.clone(), Arc::new(e.cfg.clone()), Arc::default());
+    let inbound = Inbound::new(e.store.clone(), Arc::new(e.cfg.clone()), Default::default());
     let env = Envelope {
         peer: ([127, 0, 0, 1], 1).into(),
         helo: "cliente.example".into(),

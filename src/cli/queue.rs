@@ -379,7 +379,7 @@ async fn release(
         rcpt_to: split_lines(&row.rcpt_to),
     };
     // A relay in another process finds the notification at its next poll.
-    let inbound = Inbound::new(store.clone(), Arc::new(cfg.clone()), Arc::default());
+    let inbound = Inbound::new(store.clone(), Arc::new(cfg.clone()), Default::default());
     match inbound
         .store_reply(
             &env,

@@ -160,7 +160,7 @@ async fn explain(
 ) -> anyhow::Result<Explanation> {
     // A private Inbound: its matcher and lookups read, and nothing here
     // calls the methods that write.
-    let inbound = Inbound::new(store.clone(), Arc::new(cfg.clone()), Arc::default());
+    let inbound = Inbound::new(store.clone(), Arc::new(cfg.clone()), Default::default());
     let matcher = MatcherStep {
         source: matcher_source(store, cfg).await?,
         describe: inbound.matcher().await?.describe(),

@@ -98,7 +98,7 @@ pub async fn handle(inb: &Inbound, env: &Envelope, raw: &[u8]) -> Result<String,
                 &detail,
             )
             .await?;
-            inb.wake.notify_one();
+            inb.handoff.wake();
         }
     }
     let ticket = row

@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 /// its template are read again.
 const MATCHER_TTL: Duration = Duration::from_secs(2);
 
-use tokio::sync::Notify;
 
 use crate::config::{ClosedTicket, Config, Strangers, Unmatched};
-use crate::outbound::{self, Notice, OutboundError};
+use crate::outbound::handoff::{Handoff, Slot};
+use crate::outbound::{self, Notice, OutboundError, QueuedCopies};
 use crate::store::attachments::{NewAttachment, sha256_hex};
 use crate::store::messages::{Direction, NewMessage};
 use crate::store::quarantine::NewQuarantine;
@@ -80,19 +80,19 @@ pub enum InboundError {
 pub struct Inbound {
     pub(crate) store: Store,
     pub(crate) cfg: Arc<Config>,
-    /// Wakes the relay worker when a notification is queued.
-    pub(crate) wake: Arc<Notify>,
+    /// Hands notifications to the relay worker, or wakes it for them.
+    pub(crate) handoff: Handoff,
     /// The matcher compiled from template 417's subject, rebuilt when the
     /// subject text changes (the CLI may change it while we run).
     matcher: Mutex<Option<(String, Arc<SubjectMatcher>, Instant)>>,
 }
 
 impl Inbound {
-    pub fn new(store: Store, cfg: Arc<Config>, wake: Arc<Notify>) -> Inbound {
+    pub fn new(store: Store, cfg: Arc<Config>, handoff: Handoff) -> Inbound {
         Inbound {
             store,
             cfg,
-            wake,
+            handoff,
             matcher: Mutex::new(None),
         }
     }
@@ -287,9 +287,15 @@ impl Inbound {
                 &p.message_id,
             )
             .await?;
+            // Room in the relay's queue is taken before the commit, so the
+            // rows can be written claimed; a copy without room is queued.
+            let slots = (0..prepared.copies())
+                .map_while(|_| self.handoff.reserve())
+                .collect();
             FollowUp::Notify {
                 prepared,
                 reopen: ticket.status == "closed",
+                slots,
             }
         };
         // Hashed here too, not on the committer's one thread.
@@ -321,9 +327,7 @@ impl Inbound {
                 Box::new(move |tx: &mut Tx| Box::pin(async move { write_reply(tx, job).await })),
             )
             .await?;
-        if queued {
-            self.wake.notify_one();
-        }
+        queued.hand_over(&self.handoff);
         Ok(outcome)
     }
 
@@ -440,16 +444,23 @@ enum FollowUp {
     Closed,
     /// The technicians' notification, composed before the commit; `reopen`:
     /// the ticket was closed and `closed_ticket = "reopen"` opens it again.
+    /// `slots`: room in this process's relay queue, one per copy at most,
+    /// for the copies to be handed over claimed.
     Notify {
         prepared: outbound::Prepared,
         reopen: bool,
+        slots: Vec<Slot>,
     },
 }
 
 /// The writes of one reply inside a (batch) transaction: the message, its
 /// attachments, the notification or closed-ticket answer, and the release
-/// of a quarantined copy. Returns the outcome and whether mail was queued.
-async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), InboundError> {
+/// of a quarantined copy. Returns the outcome and the mail queued.
+async fn write_reply(tx: &mut Tx, mut job: ReplyJob) -> Result<(Outcome, QueuedCopies), InboundError> {
+    let slots = match &mut job.follow_up {
+        FollowUp::Notify { slots, .. } => std::mem::take(slots),
+        _ => Vec::new(),
+    };
     let ReplyJob {
         env,
         raw,
@@ -490,7 +501,7 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
                 ticket: ticket_id,
                 message_id: p.message_id.clone(),
             },
-            false,
+            QueuedCopies::default(),
         ));
     };
     // The files were read and hashed with the rest of the message, outside
@@ -513,12 +524,14 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
         Store::attachment_insert(&mut *tx, &new).await?;
     }
     let queued = match &job.follow_up {
-        FollowUp::Nothing => None,
-        FollowUp::Notify { prepared, reopen } => {
+        FollowUp::Nothing => QueuedCopies::default(),
+        FollowUp::Notify {
+            prepared, reopen, ..
+        } => {
             if *reopen {
                 Store::ticket_set_status_tx(&mut *tx, ticket_id, "open").await?;
             }
-            outbound::queue_prepared(&mut *tx, &job.cfg, ticket_id, prepared).await?
+            outbound::queue_prepared(&mut *tx, &job.cfg, ticket_id, prepared, slots).await?
         }
         FollowUp::Closed => {
             let forwarded: Vec<_> = found.iter().map(attachments::Found::for_compose).collect();
@@ -533,7 +546,12 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
                 message_id: &p.message_id,
                 thread_ids: &p.thread_ids,
             };
-            outbound::closed::on_reply(&mut *tx, &job.cfg, ticket, &notice, &incoming).await?
+            let answered =
+                outbound::closed::on_reply(&mut *tx, &job.cfg, ticket, &notice, &incoming).await?;
+            QueuedCopies {
+                for_claim: answered.is_some(),
+                ..QueuedCopies::default()
+            }
         }
     };
     if let Some(q) = release {
@@ -551,6 +569,6 @@ async fn write_reply(tx: &mut Tx, job: ReplyJob) -> Result<(Outcome, bool), Inbo
             ticket: ticket_id,
             message_id: p.message_id.clone(),
         },
-        queued.is_some(),
+        queued,
     ))
 }

@@ -6,6 +6,7 @@ pub mod caps;
 pub mod closed;
 pub mod compose;
 pub mod failure;
+pub mod handoff;
 mod notify;
 pub mod template;
 pub mod thread;
@@ -20,7 +21,7 @@ use crate::store::tickets::Ticket;
 use crate::store::{Store, StoreError, Tx};
 use template::{Key, Template, TemplateError, Values};
 
-pub use notify::{Notice, Prepared, prepare_notification, queue_prepared};
+pub use notify::{Notice, Prepared, QueuedCopies, prepare_notification, queue_prepared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutboundError {

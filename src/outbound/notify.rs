@@ -3,9 +3,10 @@
 //! the commit is the inbound path's one serial step) and queued inside it,
 //! where the loop caps decide which of them may go.
 
+use super::handoff::{Handoff, Slot};
 use super::{OutboundError, ThreadHeaders, caps, compose, thread_headers_after, token};
 use crate::config::Config;
-use crate::store::outbox::NewOutbox;
+use crate::store::outbox::{Claimed, NewOutbox};
 use crate::store::tickets::Ticket;
 use crate::store::{Store, Tx};
 
@@ -59,34 +60,83 @@ pub async fn prepare_notification(
 
 /// Queues what [`prepare_notification`] composed, inside the transaction
 /// that stores the reply; a copy the loop caps stop leaves a suppression
-/// row instead. Returns the last row queued; None when nobody is assigned
-/// or every recipient was capped.
+/// row instead. A copy for which `slots` has room is written claimed, to be
+/// handed to this process's relay worker once the transaction commits; the
+/// others are queued for the worker's next claim.
 pub async fn queue_prepared(
     tx: &mut Tx,
     cfg: &Config,
     ticket_id: i64,
     prepared: &Prepared,
-) -> Result<Option<i64>, OutboundError> {
-    let mut last = None;
+    mut slots: Vec<Slot>,
+) -> Result<QueuedCopies, OutboundError> {
+    let mut queued = QueuedCopies::default();
     for m in &prepared.mails {
         if !caps::allow_automatic(tx, cfg, ticket_id, &m.to, "notification").await? {
             continue;
         }
-        let id = Store::outbox_insert(
-            tx,
-            &NewOutbox {
-                ticket_id: Some(ticket_id),
-                kind: "notification",
-                message_id: &m.message_id,
-                mail_from: &m.envelope_from,
-                rcpt_to: std::slice::from_ref(&m.to),
-                raw: &m.raw,
-            },
-        )
-        .await?;
-        last = Some(id);
+        let new = NewOutbox {
+            ticket_id: Some(ticket_id),
+            kind: "notification",
+            message_id: &m.message_id,
+            mail_from: &m.envelope_from,
+            rcpt_to: std::slice::from_ref(&m.to),
+            raw: &m.raw,
+        };
+        match slots.pop() {
+            Some(slot) => {
+                let lease = slot.lease();
+                let id = Store::outbox_insert_claimed(tx, &new, lease).await?;
+                let row = Claimed {
+                    id,
+                    message_id: m.message_id.clone(),
+                    mail_from: m.envelope_from.clone(),
+                    rcpt_to: vec![m.to.clone()],
+                    raw: m.raw.clone(),
+                    attempts: 1,
+                    lease_until: lease.until,
+                    kind: "notification".to_owned(),
+                    ticket_id: Some(ticket_id),
+                };
+                queued.handed.push((slot, row));
+            }
+            None => {
+                Store::outbox_insert(tx, &new).await?;
+                queued.for_claim = true;
+            }
+        }
     }
-    Ok(last)
+    Ok(queued)
+}
+
+/// What [`queue_prepared`] wrote.
+#[derive(Default)]
+pub struct QueuedCopies {
+    /// Rows written claimed, with the room each takes in the worker's queue:
+    /// handed over after the commit.
+    pub handed: Vec<(Slot, Claimed)>,
+    /// Some row waits for the worker's claim: wake it after the commit.
+    pub for_claim: bool,
+}
+
+impl QueuedCopies {
+    /// After the commit: the claimed rows go to the worker, and it is woken
+    /// for the others.
+    pub fn hand_over(self, handoff: &Handoff) {
+        for (slot, row) in self.handed {
+            slot.send(row);
+        }
+        if self.for_claim {
+            handoff.wake();
+        }
+    }
+}
+
+impl Prepared {
+    /// How many copies are waiting (one per technician).
+    pub fn copies(&self) -> usize {
+        self.mails.len()
+    }
 }
 
 fn compose_all(

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::{RelayClient, SendError};
 
 use crate::config::Config;
+use crate::outbound::handoff::Handed;
 use crate::store::batch::Work;
 use crate::store::outbox::{Claimed, Outcome};
 use crate::store::{Store, StoreError, Tx, now_ms};
@@ -106,12 +107,21 @@ struct Done {
 }
 
 impl Worker {
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// How many rows one claim takes, and the queue to the senders holds:
+    /// 32 per pooled session.
+    pub fn queue_len(cfg: &Config) -> usize {
+        cfg.relay.pool_size.max(1) as usize * 32
+    }
+
+    /// Runs until shutdown. `handed`: the queue of rows to send, those this
+    /// worker claims and those the inbound path hands over claimed (see
+    /// `outbound::handoff`).
+    pub async fn run(self, handed: Handed, shutdown: CancellationToken) {
         let lease_ms = (self.cfg.relay.lease_secs * 1000) as i64;
         // As many mails in flight as the pool has sessions: each send
         // waits on the relay's round trips, not on our CPU.
         let parallel = self.cfg.relay.pool_size.max(1) as usize;
-        let batch = (parallel * 32) as i64;
+        let batch = Self::queue_len(&self.cfg) as i64;
         // Outcomes are written by one recorder, many per transaction, so
         // the senders never wait for a disk sync.
         let (done_tx, done_rx) = mpsc::unbounded_channel();
@@ -121,13 +131,28 @@ impl Worker {
             self.owner.clone(),
             done_rx,
         ));
-        // Claimed rows wait here, one batch ahead of the senders: the next
-        // claim commits while the last batch is being sent, instead of
-        // every sender stopping for it.
-        let (rows_tx, rows_rx) = mpsc::channel::<Claimed>(batch as usize);
+        // Claimed rows wait in the queue, one batch ahead of the senders:
+        // the next claim commits while the last batch is being sent,
+        // instead of every sender stopping for it. Once the claims stop,
+        // the queue is closed: no more rows are handed over, and the
+        // senders finish those in it (and those being committed).
+        let Handed { mut rows, claimed } = handed;
+        let claims_done = CancellationToken::new();
+        let mut closing = std::pin::pin!(claims_done.clone().cancelled_owned());
+        let mut closed = false;
+        let rows = futures_util::stream::poll_fn(move |cx| {
+            if !closed && closing.as_mut().poll(cx).is_ready() {
+                rows.close();
+                closed = true;
+            }
+            rows.poll_recv(cx)
+        });
         tokio::join!(
-            self.claim_all(rows_tx, &shutdown, lease_ms, batch),
-            self.send_all(rows_rx, &done_tx, parallel, lease_ms),
+            async {
+                self.claim_all(claimed, &shutdown, lease_ms, batch).await;
+                claims_done.cancel();
+            },
+            self.send_all(rows, &done_tx, parallel, lease_ms),
         );
         drop(done_tx);
         let _ = recorder.await;
@@ -181,7 +206,7 @@ impl Worker {
     /// each outcome to the recorder.
     async fn send_all(
         &self,
-        mut rows: mpsc::Receiver<Claimed>,
+        rows: impl futures_util::Stream<Item = Claimed>,
         done_tx: &mpsc::UnboundedSender<Done>,
         parallel: usize,
         lease_ms: i64,
@@ -192,7 +217,6 @@ impl Worker {
         // two instances send it at once.
         let budget_ms = (self.cfg.relay.timeout_secs.max(1) * 1000 * ATTEMPT_STEPS)
             .min(lease_ms as u64 / 2) as i64;
-        let rows = futures_util::stream::poll_fn(move |cx| rows.poll_recv(cx));
         rows.for_each_concurrent(parallel, |row| async move {
             if now_ms() + budget_ms > row.lease_until {
                 tracing::warn!(

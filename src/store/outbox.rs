@@ -117,10 +117,29 @@ pub struct NewOutbox<'a> {
 const LIST: &str = "SELECT id, ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, next_attempt_at, \
     last_error, created_at, sent_at, bounce FROM outbox";
 
+/// A claim written with the row itself: the mail is handed straight to the
+/// writing process's relay worker (see `outbound::handoff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewClaim<'a> {
+    pub owner: &'a str,
+    /// Unix ms; as a claim's, after which any instance may take the row.
+    pub until: i64,
+}
+
 impl Store {
     /// Queues a mail for the relay worker, due now.
     pub async fn outbox_insert(tx: &mut Tx, o: &NewOutbox<'_>) -> Result<i64, StoreError> {
-        Self::outbox_insert_state(tx, o, "queued", None).await
+        Self::outbox_insert_state(tx, o, "queued", None, None).await
+    }
+
+    /// Writes a mail already claimed by `lease.owner`, its first attempt
+    /// counted, as a claim would leave it.
+    pub async fn outbox_insert_claimed(
+        tx: &mut Tx,
+        o: &NewOutbox<'_>,
+        lease: NewClaim<'_>,
+    ) -> Result<i64, StoreError> {
+        Self::outbox_insert_state(tx, o, "sending", None, Some(lease)).await
     }
 
     /// Records a mail that cannot be sent (e.g. its template does not
@@ -130,7 +149,7 @@ impl Store {
         o: &NewOutbox<'_>,
         reason: &str,
     ) -> Result<i64, StoreError> {
-        Self::outbox_insert_state(tx, o, "failed", Some(reason)).await
+        Self::outbox_insert_state(tx, o, "failed", Some(reason), None).await
     }
 
     async fn outbox_insert_state(
@@ -138,6 +157,7 @@ impl Store {
         o: &NewOutbox<'_>,
         state: &str,
         reason: Option<&str>,
+        lease: Option<NewClaim<'_>>,
     ) -> Result<i64, StoreError> {
         let now = now_ms();
         let rcpt_to = super::join_lines(o.rcpt_to);
@@ -149,31 +169,35 @@ impl Store {
             &rcpt_to,
             state,
             now,
-            reason
+            reason,
+            lease.is_some() as i64,
+            lease.map(|l| l.owner),
+            lease.map(|l| l.until)
         ];
+        macro_rules! row {
+            () => {
+                "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, \
+                 next_attempt_at, last_error, created_at, claimed_by, lease_until) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $7, $10, $11) RETURNING id"
+            };
+        }
         match tx.dialect() {
-            // One round trip for the row and its mail ($9).
+            // One round trip for the row and its mail ($12).
             Dialect::Postgres => {
                 args.push(Arg::Blob(o.raw));
                 tx.one(
-                    "WITH o AS (INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, \
-                     attempts, next_attempt_at, last_error, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $7) RETURNING id) \
-                     INSERT INTO outbox_mail (outbox_id, raw) SELECT id, $9 FROM o RETURNING outbox_id",
+                    concat!(
+                        "WITH o AS (",
+                        row!(),
+                        ") INSERT INTO outbox_mail (outbox_id, raw) SELECT id, $12 FROM o RETURNING outbox_id"
+                    ),
                     args,
                 )
                 .await
             }
             // No statement round trips on SQLite: two statements.
             Dialect::Sqlite => {
-                let id = tx
-                    .one(
-                        "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, \
-                         next_attempt_at, last_error, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $7) \
-                         RETURNING id",
-                        args,
-                    )
-                    .await?;
+                let id = tx.one(row!(), args).await?;
                 tx.exec(
                     "INSERT INTO outbox_mail (outbox_id, raw) VALUES ($1, $2)",
                     args![id, o.raw],
