@@ -22,6 +22,7 @@ pub const SMTP_SESSIONS_REFUSED_TOTAL: &str = "mensageria_smtp_sessions_refused_
 pub const OUTBOX: &str = "mensageria_outbox";
 pub const OUTBOX_OLDEST_QUEUED_SECONDS: &str = "mensageria_outbox_oldest_queued_seconds";
 pub const DELIVERY_ATTEMPTS_TOTAL: &str = "mensageria_delivery_attempts_total";
+pub const RELAY_ROWS_TOTAL: &str = "mensageria_relay_rows_total";
 pub const RELAY_LATENCY_SECONDS: &str = "mensageria_relay_latency_seconds";
 pub const RELAY_LAST_SUCCESS: &str = "mensageria_relay_last_success_timestamp_seconds";
 pub const RELAY_LAST_FAILURE: &str = "mensageria_relay_last_failure_timestamp_seconds";
@@ -34,6 +35,11 @@ pub static INBOUND: LabelledCounter = LabelledCounter::new(&["outcome", "reason"
 pub static INBOUND_BYTES: Counter = Counter::new();
 pub static SESSIONS_REFUSED: LabelledCounter = LabelledCounter::new(&["reason"]);
 pub static DELIVERY_ATTEMPTS: LabelledCounter = LabelledCounter::new(&["outcome"]);
+/// Rows given to the relay's senders, by the way they came: `handed` by the
+/// commit that queued them (see `outbound::handoff`), `claimed` from the
+/// outbox. Claims that outnumber hand-overs while replies come in mean the
+/// relay's queue is full: a backlog.
+pub static RELAY_ROWS: LabelledCounter = LabelledCounter::new(&["way"]);
 /// Relay round trips take from milliseconds (loopback) to the relay's
 /// timeout (30 s by default).
 pub static RELAY_LATENCY: Histogram =
@@ -175,6 +181,13 @@ pub fn render(s: &Sampled) -> String {
         "Attempts to hand outbox rows to the relay, by outcome.",
     );
     DELIVERY_ATTEMPTS.render(&mut out, DELIVERY_ATTEMPTS_TOTAL);
+    header(
+        &mut out,
+        RELAY_ROWS_TOTAL,
+        "counter",
+        "Outbox rows given to the relay's senders: handed over by the commit that queued them, or claimed.",
+    );
+    RELAY_ROWS.render(&mut out, RELAY_ROWS_TOTAL);
     header(
         &mut out,
         RELAY_LATENCY_SECONDS,

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 /// its template are read again.
 const MATCHER_TTL: Duration = Duration::from_secs(2);
 
-
 use crate::config::{ClosedTicket, Config, Strangers, Unmatched};
 use crate::outbound::handoff::{Handoff, Slot};
 use crate::outbound::{self, Notice, OutboundError, QueuedCopies};
@@ -456,7 +455,10 @@ enum FollowUp {
 /// The writes of one reply inside a (batch) transaction: the message, its
 /// attachments, the notification or closed-ticket answer, and the release
 /// of a quarantined copy. Returns the outcome and the mail queued.
-async fn write_reply(tx: &mut Tx, mut job: ReplyJob) -> Result<(Outcome, QueuedCopies), InboundError> {
+async fn write_reply(
+    tx: &mut Tx,
+    mut job: ReplyJob,
+) -> Result<(Outcome, QueuedCopies), InboundError> {
     let slots = match &mut job.follow_up {
         FollowUp::Notify { slots, .. } => std::mem::take(slots),
         _ => Vec::new(),

@@ -99,6 +99,7 @@ impl Slot {
 
     /// Hands the committed row to the worker.
     pub fn send(self, row: Claimed) {
+        crate::admin::metrics::RELAY_ROWS.inc(&["handed"]);
         self.permit.send(row);
     }
 }

@@ -182,6 +182,9 @@ impl Worker {
                     // once would only commit an empty transaction. Mail
                     // queued meanwhile has left a wake-up permit.
                     let more = claimed.len() as i64 >= batch;
+                    for _ in &claimed {
+                        crate::admin::metrics::RELAY_ROWS.inc(&["claimed"]);
+                    }
                     for row in claimed {
                         if rows.send(row).await.is_err() {
                             return;
