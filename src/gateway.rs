@@ -125,7 +125,6 @@ impl Gateway {
             cfg: cfg.clone(),
             client: relay_client,
             owner,
-            wake: wake.clone(),
         };
         tracker.spawn(worker.run(handed, shutdown.clone()));
 

@@ -13,6 +13,7 @@ mod support;
 use std::time::Duration;
 
 use mensageria::admin::metrics::RELAY_ROWS;
+use mensageria::config::Config;
 use mensageria::gateway::Gateway;
 use mensageria::store::outbox::{NewClaim, NewOutbox};
 use mensageria::store::{Store, now_ms};
@@ -60,10 +61,13 @@ async fn wait_all_sent(store: &Store, n: usize) -> Vec<(String, i64)> {
     .await
 }
 
-async fn handed_without_a_claim(db: Db) {
+/// A gateway on a database of its own, relaying to a sink of its own, with
+/// ticket TICKET assigned to TECH; `tune` adjusts the config first.
+async fn start(db: Db, tune: impl FnOnce(&mut Config)) -> (TestDb, Sink, Gateway) {
     let tdb = TestDb::new(db).await;
     let sink = Sink::start().await;
-    let cfg = support::config(&tdb.url, sink.addr.port());
+    let mut cfg = support::config(&tdb.url, sink.addr.port());
+    tune(&mut cfg);
     let gw = Gateway::start(cfg).await.unwrap();
     support::seed(
         &gw.store,
@@ -72,11 +76,21 @@ async fn handed_without_a_claim(db: Db) {
         &[TECH],
     )
     .await;
-    let before = counts();
-    for n in 0..5 {
-        let r = deliver(gw.smtp_addr(), REQUESTER, &[GATEWAY], &reply(n)).await;
-        assert_eq!(r.code, 250, "{db:?} reply {n}: {r:?}");
+    (tdb, sink, gw)
+}
+
+/// `n` replies over SMTP, one connection each, every one answered 250.
+async fn send_replies(gw: &Gateway, db: Db, n: usize) {
+    for i in 0..n {
+        let r = deliver(gw.smtp_addr(), REQUESTER, &[GATEWAY], &reply(i)).await;
+        assert_eq!(r.code, 250, "{db:?} reply {i}: {r:?}");
     }
+}
+
+async fn handed_without_a_claim(db: Db) {
+    let (_tdb, sink, gw) = start(db, |_| {}).await;
+    let before = counts();
+    send_replies(&gw, db, 5).await;
     wait_delivered(&sink, 5).await;
     let rows = wait_all_sent(&gw.store, 5).await;
     let after = counts();
@@ -92,26 +106,15 @@ async fn handed_without_a_claim(db: Db) {
 /// queued unclaimed and claimed later.
 async fn a_full_queue_falls_back_to_claims(db: Db) {
     const N: usize = 60;
-    let tdb = TestDb::new(db).await;
-    let sink = Sink::start().await;
-    *sink.stall.lock().unwrap() = Some(Duration::from_millis(100));
-    let mut cfg = support::config(&tdb.url, sink.addr.port());
-    cfg.relay.pool_size = 1;
-    cfg.loops.per_recipient = 1000;
-    cfg.loops.per_ticket_recipient = 1000;
-    let gw = Gateway::start(cfg).await.unwrap();
-    support::seed(
-        &gw.store,
-        "[HD #${IDSOLICITACAOSERVICO}] x",
-        TICKET,
-        &[TECH],
-    )
+    let (_tdb, sink, gw) = start(db, |cfg| {
+        cfg.relay.pool_size = 1;
+        cfg.loops.per_recipient = 1000;
+        cfg.loops.per_ticket_recipient = 1000;
+    })
     .await;
+    *sink.stall.lock().unwrap() = Some(Duration::from_millis(100));
     let before = counts();
-    for n in 0..N {
-        let r = deliver(gw.smtp_addr(), REQUESTER, &[GATEWAY], &reply(n)).await;
-        assert_eq!(r.code, 250, "{db:?} reply {n}: {r:?}");
-    }
+    send_replies(&gw, db, N).await;
     wait_delivered(&sink, N).await;
     let rows = wait_all_sent(&gw.store, N).await;
     let after = counts();
@@ -131,17 +134,7 @@ async fn a_full_queue_falls_back_to_claims(db: Db) {
 /// ran out is claimed (a second attempt) and delivered; the one still
 /// leased is left alone.
 async fn a_dead_instances_rows_wait_for_their_lease(db: Db) {
-    let tdb = TestDb::new(db).await;
-    let sink = Sink::start().await;
-    let cfg = support::config(&tdb.url, sink.addr.port());
-    let gw = Gateway::start(cfg).await.unwrap();
-    support::seed(
-        &gw.store,
-        "[HD #${IDSOLICITACAOSERVICO}] x",
-        TICKET,
-        &[TECH],
-    )
-    .await;
+    let (_tdb, sink, gw) = start(db, |_| {}).await;
     let rcpt = [TECH.to_string()];
     let mail = |message_id| NewOutbox {
         ticket_id: Some(TICKET),

@@ -305,6 +305,10 @@ impl LabelledCounter {
     }
 
     pub fn inc(&self, values: &[&str]) {
+        self.add(values, 1);
+    }
+
+    pub fn add(&self, values: &[&str], n: u64) {
         let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
         let key: Vec<String> = values.iter().map(|v| v.to_string()).collect();
         let key = if map.contains_key(&key) || map.len() < MAX_SERIES {
@@ -312,7 +316,7 @@ impl LabelledCounter {
         } else {
             vec!["other".to_string(); self.names.len()]
         };
-        *map.entry(key).or_insert(0) += 1;
+        *map.entry(key).or_insert(0) += n;
     }
 
     /// The value for one label set (0 when never incremented).

@@ -459,10 +459,8 @@ async fn write_reply(
     tx: &mut Tx,
     mut job: ReplyJob,
 ) -> Result<(Outcome, QueuedCopies), InboundError> {
-    let slots = match &mut job.follow_up {
-        FollowUp::Notify { slots, .. } => std::mem::take(slots),
-        _ => Vec::new(),
-    };
+    // Taken by value: the composed copies move into the rows handed over.
+    let follow_up = std::mem::replace(&mut job.follow_up, FollowUp::Nothing);
     let ReplyJob {
         env,
         raw,
@@ -525,12 +523,14 @@ async fn write_reply(
         };
         Store::attachment_insert(&mut *tx, &new).await?;
     }
-    let queued = match &job.follow_up {
+    let queued = match follow_up {
         FollowUp::Nothing => QueuedCopies::default(),
         FollowUp::Notify {
-            prepared, reopen, ..
+            prepared,
+            reopen,
+            slots,
         } => {
-            if *reopen {
+            if reopen {
                 Store::ticket_set_status_tx(&mut *tx, ticket_id, "open").await?;
             }
             outbound::queue_prepared(&mut *tx, &job.cfg, ticket_id, prepared, slots).await?

@@ -29,10 +29,12 @@ struct ToWorker {
 }
 
 /// The worker's side: rows to send, handed over or claimed by the worker
-/// itself (`claimed` feeds the same queue).
+/// itself (`claimed` feeds the same queue), and the wake-up for rows queued
+/// for its claim.
 pub struct Handed {
     pub rows: mpsc::Receiver<Claimed>,
     pub claimed: mpsc::Sender<Claimed>,
+    pub wake: Arc<Notify>,
 }
 
 /// Room for one mail in the worker's queue, taken before the transaction
@@ -49,19 +51,21 @@ impl Handoff {
     /// handed rows are leased for `lease_ms` from their insert.
     pub fn channel(owner: &str, lease_ms: i64, capacity: usize) -> (Handoff, Handed) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let wake = Arc::<Notify>::default();
         let handoff = Handoff {
             to_worker: Some(ToWorker {
                 owner: owner.into(),
                 lease_ms,
                 rows: tx.clone(),
             }),
-            wake: Arc::default(),
+            wake: wake.clone(),
         };
         (
             handoff,
             Handed {
                 rows: rx,
                 claimed: tx,
+                wake,
             },
         )
     }
@@ -82,7 +86,7 @@ impl Handoff {
         self.wake.notify_one();
     }
 
-    /// The worker's wake-up, for the worker and for tests.
+    /// The worker's wake-up, for tests.
     pub fn waker(&self) -> Arc<Notify> {
         self.wake.clone()
     }

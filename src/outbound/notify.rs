@@ -67,11 +67,11 @@ pub async fn queue_prepared(
     tx: &mut Tx,
     cfg: &Config,
     ticket_id: i64,
-    prepared: &Prepared,
+    prepared: Prepared,
     mut slots: Vec<Slot>,
 ) -> Result<QueuedCopies, OutboundError> {
     let mut queued = QueuedCopies::default();
-    for m in &prepared.mails {
+    for m in prepared.mails {
         if !caps::allow_automatic(tx, cfg, ticket_id, &m.to, "notification").await? {
             continue;
         }
@@ -89,10 +89,10 @@ pub async fn queue_prepared(
                 let id = Store::outbox_insert_claimed(tx, &new, lease).await?;
                 let row = Claimed {
                     id,
-                    message_id: m.message_id.clone(),
-                    mail_from: m.envelope_from.clone(),
-                    rcpt_to: vec![m.to.clone()],
-                    raw: m.raw.clone(),
+                    message_id: m.message_id,
+                    mail_from: m.envelope_from,
+                    rcpt_to: vec![m.to],
+                    raw: m.raw,
                     attempts: 1,
                     lease_until: lease.until,
                     kind: "notification".to_owned(),

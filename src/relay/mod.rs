@@ -69,8 +69,6 @@ pub struct Worker {
     pub client: Arc<RelayClient>,
     /// Unique per process, so leases say who holds a row.
     pub owner: String,
-    /// Woken when new mail is queued in this process.
-    pub wake: Arc<Notify>,
 }
 
 /// Result of one delivery attempt.
@@ -136,7 +134,11 @@ impl Worker {
         // instead of every sender stopping for it. Once the claims stop,
         // the queue is closed: no more rows are handed over, and the
         // senders finish those in it (and those being committed).
-        let Handed { mut rows, claimed } = handed;
+        let Handed {
+            mut rows,
+            claimed,
+            wake,
+        } = handed;
         let claims_done = CancellationToken::new();
         let mut closing = std::pin::pin!(claims_done.clone().cancelled_owned());
         let mut closed = false;
@@ -149,7 +151,8 @@ impl Worker {
         });
         tokio::join!(
             async {
-                self.claim_all(claimed, &shutdown, lease_ms, batch).await;
+                self.claim_all(claimed, &wake, &shutdown, lease_ms, batch)
+                    .await;
                 claims_done.cancel();
             },
             self.send_all(rows, &done_tx, parallel, lease_ms),
@@ -160,11 +163,12 @@ impl Worker {
     }
 
     /// Claims due rows, `batch` at a time, into `rows` until shutdown (or
-    /// until the senders are gone); between claims it waits for new mail
-    /// or the poll interval.
+    /// until the senders are gone); between claims it waits for `wake`
+    /// (mail queued by this process) or the poll interval.
     async fn claim_all(
         &self,
         rows: mpsc::Sender<Claimed>,
+        wake: &Notify,
         shutdown: &CancellationToken,
         lease_ms: i64,
         batch: i64,
@@ -182,9 +186,7 @@ impl Worker {
                     // once would only commit an empty transaction. Mail
                     // queued meanwhile has left a wake-up permit.
                     let more = claimed.len() as i64 >= batch;
-                    for _ in &claimed {
-                        crate::admin::metrics::RELAY_ROWS.inc(&["claimed"]);
-                    }
+                    crate::admin::metrics::RELAY_ROWS.add(&["claimed"], claimed.len() as u64);
                     for row in claimed {
                         if rows.send(row).await.is_err() {
                             return;
@@ -199,7 +201,7 @@ impl Worker {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
+                _ = wake.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
             }
         }
