@@ -26,6 +26,7 @@ use sqlx::Any;
 use sqlx::pool::PoolConnection;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::checkpoint::Checkpointer;
 use super::{Dialect, Store, StoreError, Tx};
 
 /// One unit of work, run inside the batch's transaction.
@@ -203,13 +204,18 @@ impl Committer {
 enum Conn {
     /// A pooled sqlx connection: PostgreSQL, or SQLite in memory.
     Pool(PoolConnection<Any>),
-    /// The committer's own SQLite connection (see `direct`).
-    Direct(rusqlite::Connection),
+    /// The committer's own SQLite connection (see `direct`), whose WAL
+    /// checkpoints run beside it (see `checkpoint`).
+    Direct(rusqlite::Connection, Checkpointer),
 }
 
 async fn connect(store: &Store) -> Result<Conn, StoreError> {
     match store.sqlite_path() {
-        Some(path) => Ok(Conn::Direct(super::direct::open(path)?)),
+        Some(path) => {
+            let conn = super::direct::open(path)?;
+            let checkpoints = Checkpointer::start(&conn, path)?;
+            Ok(Conn::Direct(conn, checkpoints))
+        }
         None => Ok(Conn::Pool(store.pool().acquire().await?)),
     }
 }
@@ -312,7 +318,7 @@ async fn commit(conn: &mut Conn, dialect: Dialect, batch: &mut Vec<Unit>) -> boo
             };
             deliver(ran, ended)
         }
-        Conn::Direct(c) => {
+        Conn::Direct(c, checkpoints) => {
             // The write lock at once (see Store::begin); busy_timeout waits.
             if let Err(e) = c.execute_batch(super::BEGIN_IMMEDIATE) {
                 return cannot_begin(&e, batch);
@@ -327,6 +333,9 @@ async fn commit(conn: &mut Conn, dialect: Dialect, batch: &mut Vec<Unit>) -> boo
                 // A failed COMMIT leaves the transaction open: end it.
                 let _ = c.execute_batch("ROLLBACK");
             }
+            // After the commit and before the callers hear of it: at most a
+            // poke, unless the log is far past its bound.
+            checkpoints.committed(c);
             deliver(ran, ended)
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod attachments;
 pub mod batch;
+mod checkpoint;
 mod direct;
 pub mod exec;
 pub mod messages;
@@ -142,9 +143,9 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
-                        // SQLite's automatic checkpoint stays on. Moving it
-                        // beside the writers or between batches was measured
-                        // (BENCHMARKS.md, run 5): no better, and the log grew.
+                        // These connections (the CLI, the admin, writes off
+                        // the hot path) keep SQLite's automatic checkpoint;
+                        // the committer's run beside it (see `checkpoint`).
                         conn.execute(SQLITE_PRAGMAS).await?;
                     }
                     Ok(())
