@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench pipeline` prints criterion's figures per stage and,
 //! last, one line `pipeline: N µs/message` from a plain timed loop, for
-//! BENCHMARKS.md and bench/compare.sh.
+//! BENCHMARKS.md and bench/compare.sh. The group `outbound` times the other
+//! CPU-heavy step of a reply: composing the technician's copy of a 20 KB
+//! reply (headers, quoted-printable text).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -143,6 +145,42 @@ fn benches(c: &mut Criterion, raw: &[u8], plain: &[u8], matcher: &SubjectMatcher
     g.finish();
 }
 
+/// The technician's copy of a long reply, as `notify` composes it.
+fn compose(c: &mut Criterion) {
+    use mensageria::outbound::compose::{Draft, build};
+    let mut text = String::from("Márcia Gonçalves escreveu:\n\n");
+    while text.len() < 20_000 {
+        for p in PARAGRAPHS {
+            text.push_str(p);
+            text.push_str("\n\n");
+        }
+    }
+    let to = vec!["tecnico@suporte.example".to_string()];
+    let refs = vec!["<root@gw.suporte.example>".to_string()];
+    let draft = Draft {
+        from_name: "Central de Serviços",
+        from: "chamados@suporte.example",
+        reply_to: "chamados+48213.abcdef@suporte.example",
+        to: &to,
+        subject: "RES: Solicitação nº 48213 - Impressoras",
+        text: &text,
+        html: None,
+        message_id: "<48213.n1.s1@gw.suporte.example>",
+        in_reply_to: Some("<root@gw.suporte.example>"),
+        references: &refs,
+        thread_topic: "Solicitação nº 48213 - Impressoras",
+        thread_index: "AQHZ",
+        auto: None,
+        attachments: &[],
+    };
+    let mut g = c.benchmark_group("outbound");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("compose 20 KB reply", |b| {
+        b.iter(|| build(black_box(&draft)).map(|m| m.len()))
+    });
+    g.finish();
+}
+
 fn main() {
     let raw = reply();
     let matcher = SubjectMatcher::from_template(TEMPLATE_SUBJECT).expect("template subject");
@@ -162,6 +200,7 @@ fn main() {
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
     benches(&mut c, &raw, &plain, &matcher);
+    compose(&mut c);
     c.final_summary();
     // One plain figure to quote per sample: the whole path, averaged over
     // a second.

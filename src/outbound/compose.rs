@@ -1,8 +1,9 @@
 //! Builds the exact bytes of an outbound mail (RFC 5322 + MIME) from a
 //! rendered subject and body, with the threading headers.
 //!
-//! lettre's builder does the encoding: RFC 2047 words for a non-ASCII
-//! subject, quoted-printable UTF-8 for bodies, folding of long headers.
+//! lettre's builder does the headers' encoding (RFC 2047 words for a
+//! non-ASCII subject, folding of long headers) and base64 for files; the
+//! bodies are quoted-printable UTF-8, encoded by `qp`.
 
 use std::time::SystemTime;
 
@@ -100,12 +101,13 @@ fn mailbox(name: Option<&str>, addr: &str) -> Result<Mailbox, ComposeError> {
     ))
 }
 
-fn qp_part(ct: ContentType, text: &str) -> Result<SinglePart, ComposeError> {
-    // Normalise line ends so the encoder emits CRLF only.
-    let text = text.replace("\r\n", "\n");
-    let body = Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)
-        .map_err(|_| ComposeError::Build("body cannot be quoted-printable encoded".into()))?;
-    Ok(SinglePart::builder().header(ct).body(body))
+fn qp_part(ct: ContentType, text: &str) -> SinglePart {
+    // Encoded here in one pass (see `qp`), CRLF line ends included.
+    let body = Body::dangerous_pre_encoded(
+        super::qp::encode(text),
+        ContentTransferEncoding::QuotedPrintable,
+    );
+    SinglePart::builder().header(ct).body(body)
 }
 
 fn attachment_part(a: &Attachment<'_>) -> Result<SinglePart, ComposeError> {
@@ -148,13 +150,13 @@ pub fn build(d: &Draft<'_>) -> Result<Vec<u8>, ComposeError> {
     if !d.references.is_empty() {
         b = b.references(d.references.join(" "));
     }
-    let text = qp_part(ContentType::TEXT_PLAIN, d.text)?;
+    let text = qp_part(ContentType::TEXT_PLAIN, d.text);
     let msg = if d.attachments.is_empty() {
         match d.html {
             Some(html) => b.multipart(
                 MultiPart::alternative()
                     .singlepart(text)
-                    .singlepart(qp_part(ContentType::TEXT_HTML, html)?),
+                    .singlepart(qp_part(ContentType::TEXT_HTML, html)),
             ),
             None => b.singlepart(text),
         }
@@ -179,7 +181,7 @@ fn with_attachments(
         Some(html) => {
             let alt = MultiPart::alternative()
                 .singlepart(text)
-                .singlepart(qp_part(ContentType::TEXT_HTML, html)?);
+                .singlepart(qp_part(ContentType::TEXT_HTML, html));
             if inline.is_empty() {
                 MultiPart::mixed().multipart(alt)
             } else {

@@ -8,6 +8,7 @@ pub mod compose;
 pub mod failure;
 pub mod handoff;
 mod notify;
+mod qp;
 pub mod template;
 pub mod thread;
 pub mod token;
