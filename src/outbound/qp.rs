@@ -87,7 +87,11 @@ fn encode_line(line: &[u8], out: &mut Vec<u8>) {
             continue;
         }
         let b = line[i];
-        let limit = if i + 1 == line.len() { MAX_LINE } else { MAX_LINE - 1 };
+        let limit = if i + 1 == line.len() {
+            MAX_LINE
+        } else {
+            MAX_LINE - 1
+        };
         if col + 3 > limit {
             out.extend_from_slice(b"=\r\n");
             col = 0;
@@ -120,12 +124,11 @@ mod tests {
         let mut i = 0;
         while i < enc.len() {
             if enc[i] == b'=' {
-                if enc[i + 1..].starts_with(b"\r\n") {
-                    i += 3;
-                } else {
+                // "=XX" is a byte; "=" CRLF, a soft break, is nothing.
+                if !enc[i + 1..].starts_with(b"\r\n") {
                     out.push(hex(enc[i + 1]) << 4 | hex(enc[i + 2]));
-                    i += 3;
                 }
+                i += 3;
             } else {
                 out.push(enc[i]);
                 i += 1;

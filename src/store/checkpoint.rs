@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
+use rusqlite::Connection;
 use rusqlite::hooks::Wal;
-use rusqlite::{Connection, OpenFlags};
 
 use super::StoreError;
 
@@ -64,18 +64,17 @@ impl Checkpointer {
     /// Takes over `writer`'s checkpoints (its automatic checkpoint is off
     /// from now on) and starts the thread, with a connection to `path`.
     pub fn start(writer: &Connection, path: &Path) -> Result<Checkpointer, StoreError> {
-        let own = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        own.execute_batch(super::SQLITE_PRAGMAS)?;
+        let own = super::direct::open(path)?;
         let (poke, pokes) = sync_channel(1);
         let state = Arc::new(AtomicU8::new(IDLE));
         let shared = state.clone();
         std::thread::Builder::new()
             .name("mensageria-ckpt".into())
             .spawn(move || run(own, pokes, shared))
-            .map_err(|e| StoreError::Decode(format!("cannot start the checkpoint thread: {e}")))?;
+            .map_err(|source| StoreError::Thread {
+                name: "checkpoint",
+                source,
+            })?;
         // Replaces the hook that runs the automatic checkpoint.
         writer.wal_hook(Some(note_log));
         Ok(Checkpointer { poke, state })
@@ -92,7 +91,7 @@ impl Checkpointer {
         }
         if pages >= INLINE_PAGES {
             tracing::info!(pages, "WAL past its bound: checkpointed by the committer");
-            in_line(writer);
+            checkpoint(writer);
             self.state.store(IDLE, Ordering::Release);
             return;
         }
@@ -110,7 +109,7 @@ impl Checkpointer {
                 }
             }
             COPIED => {
-                in_line(writer);
+                checkpoint(writer);
                 self.state.store(IDLE, Ordering::Release);
             }
             _ => {}
@@ -118,8 +117,10 @@ impl Checkpointer {
     }
 }
 
-fn in_line(writer: &Connection) {
-    if let Err(e) = passive(writer) {
+/// A PASSIVE checkpoint whose failure is only logged: the log then waits
+/// for the next one.
+fn checkpoint(conn: &Connection) {
+    if let Err(e) = passive(conn) {
         tracing::warn!(error = %e, "WAL checkpoint failed");
     }
 }
@@ -133,9 +134,7 @@ fn passive(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
 
 fn run(conn: Connection, pokes: Receiver<()>, state: Arc<AtomicU8>) {
     while pokes.recv().is_ok() {
-        if let Err(e) = passive(&conn) {
-            tracing::warn!(error = %e, "WAL checkpoint failed");
-        }
+        checkpoint(&conn);
         // Done or failed, the committer takes it from here.
         state.store(COPIED, Ordering::Release);
     }
@@ -144,6 +143,15 @@ fn run(conn: Connection, pokes: Receiver<()>, state: Arc<AtomicU8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A database with one table, its writer and the writer's checkpointer.
+    fn writer(dir: &Path) -> (Connection, Checkpointer) {
+        let path = dir.join("c.db");
+        let w = super::super::direct::open(&path).unwrap();
+        w.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        let ck = Checkpointer::start(&w, &path).unwrap();
+        (w, ck)
+    }
 
     fn wal_size(dir: &Path) -> u64 {
         std::fs::metadata(dir.join("c.db-wal"))
@@ -156,11 +164,7 @@ mod tests {
     #[test]
     fn the_thread_keeps_the_log_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        let w = Connection::open(&path).unwrap();
-        w.execute_batch(super::super::SQLITE_PRAGMAS).unwrap();
-        w.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let ck = Checkpointer::start(&w, &path).unwrap();
+        let (w, ck) = writer(dir.path());
         let blob = vec![7u8; 16 * 1024];
         let mut max_pages = 0;
         for _ in 0..2000 {
@@ -186,11 +190,7 @@ mod tests {
     #[test]
     fn the_committer_checkpoints_when_far_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.db");
-        let w = Connection::open(&path).unwrap();
-        w.execute_batch(super::super::SQLITE_PRAGMAS).unwrap();
-        w.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let ck = Checkpointer::start(&w, &path).unwrap();
+        let (w, ck) = writer(dir.path());
         // Inserted without telling the checkpointer: the log grows unchecked.
         let blob = vec![7u8; 64 * 1024];
         w.execute_batch("BEGIN").unwrap();

@@ -61,6 +61,11 @@ pub enum StoreError {
     Batch(String),
     #[error("the store is shutting down")]
     Stopped,
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        source: std::io::Error,
+    },
     #[error("unsupported database url {0:?} (use sqlite:// or postgres://)")]
     BadUrl(String),
 }
