@@ -27,7 +27,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub database: DatabaseConfig,
@@ -260,23 +260,6 @@ pub struct AdminConfig {
     pub relay_reachable_minutes: u64,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            database: DatabaseConfig::default(),
-            smtp: SmtpConfig::default(),
-            mail: MailConfig::default(),
-            relay: RelayConfig::default(),
-            inbound: InboundConfig::default(),
-            security: SecurityConfig::default(),
-            loops: LoopConfig::default(),
-            tls: TlsConfig::default(),
-            log: LogConfig::default(),
-            admin: AdminConfig::default(),
-        }
-    }
-}
-
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
@@ -494,10 +477,10 @@ impl Config {
         if self.inbound.max_attachment_bytes == 0 {
             p.push("inbound.max_attachment_bytes: must be at least 1".into());
         }
-        if let Some(pattern) = &self.inbound.subject_pattern {
-            if let Err(e) = crate::inbound::subject::SubjectMatcher::from_regex(pattern) {
-                p.push(format!("inbound.subject_pattern: {e}"));
-            }
+        if let Some(pattern) = &self.inbound.subject_pattern
+            && let Err(e) = crate::inbound::subject::SubjectMatcher::from_regex(pattern)
+        {
+            p.push(format!("inbound.subject_pattern: {e}"));
         }
         match (&self.tls.cert_file, &self.tls.key_file) {
             (Some(c), Some(k)) => {

@@ -165,10 +165,10 @@ async fn check(store: &Store, id: i64, ticket: Option<i64>) -> anyhow::Result<()
         ("body", Some(&row.body_text)),
         ("html", row.body_html.as_ref()),
     ] {
-        if let Some(text) = text {
-            if let Err(e) = Template::parse(text) {
-                problems.push(format!("{part}: {e}"));
-            }
+        if let Some(text) = text
+            && let Err(e) = Template::parse(text)
+        {
+            problems.push(format!("{part}: {e}"));
         }
     }
     if !problems.is_empty() {

@@ -15,6 +15,9 @@ use crate::store::Store;
 use crate::store::attachments::AttachmentRow;
 use crate::store::tickets::TicketFields;
 
+// Parsed once per run of the CLI: the size of the largest variant costs
+// nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum TicketCmd {
     /// Create a ticket or update the given fields.

@@ -17,10 +17,10 @@ async fn row_of(
     raw: &[u8],
 ) -> Result<Option<OutboxRow>, InboundError> {
     for rcpt in &env.rcpt_to {
-        if token::is_bounce_address(&inb.cfg, rcpt) {
-            if let Some(row) = inb.store.outbox_by_envelope(rcpt).await? {
-                return Ok(Some(row));
-            }
+        if token::is_bounce_address(&inb.cfg, rcpt)
+            && let Some(row) = inb.store.outbox_by_envelope(rcpt).await?
+        {
+            return Ok(Some(row));
         }
     }
     // No VERP (an old row, or a relay that rewrote the sender): look for a

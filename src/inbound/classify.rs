@@ -80,23 +80,22 @@ fn header_text<'a>(msg: &'a Message<'_>, name: &'static str) -> Option<&'a str> 
 }
 
 pub fn classify(mail_from: &str, msg: &Message<'_>) -> Kind {
-    if let Some(ct) = msg.content_type() {
-        if ct.ctype().eq_ignore_ascii_case("multipart")
-            && ct
-                .subtype()
-                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    if let Some(ct) = msg.content_type()
+        && ct.ctype().eq_ignore_ascii_case("multipart")
+        && ct
+            .subtype()
+            .is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    {
+        return match ct
+            .attribute("report-type")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
         {
-            return match ct
-                .attribute("report-type")
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                Some("delivery-status") => Kind::DeliveryReport,
-                Some("feedback-report") => Kind::FeedbackReport,
-                // Read receipts (disposition-notification) and the like.
-                _ => Kind::AutoReply,
-            };
-        }
+            Some("delivery-status") => Kind::DeliveryReport,
+            Some("feedback-report") => Kind::FeedbackReport,
+            // Read receipts (disposition-notification) and the like.
+            _ => Kind::AutoReply,
+        };
     }
     let from_local = msg
         .from()

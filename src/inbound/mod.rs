@@ -105,10 +105,10 @@ impl Inbound {
         // cloned Regex starts with empty caches and rebuilds its automaton.
         {
             let cache = self.matcher.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, m, at)) = cache.as_ref() {
-                if self.cfg.inbound.subject_pattern.is_some() || at.elapsed() < MATCHER_TTL {
-                    return Ok(m.clone());
-                }
+            if let Some((_, m, at)) = cache.as_ref()
+                && (self.cfg.inbound.subject_pattern.is_some() || at.elapsed() < MATCHER_TTL)
+            {
+                return Ok(m.clone());
             }
         }
         if let Some(p) = &self.cfg.inbound.subject_pattern {
@@ -126,11 +126,11 @@ impl Inbound {
             Err(_) => String::new(),
         };
         let mut cache = self.matcher.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((s, m, at)) = cache.as_mut() {
-            if *s == subject {
-                *at = Instant::now();
-                return Ok(m.clone());
-            }
+        if let Some((s, m, at)) = cache.as_mut()
+            && *s == subject
+        {
+            *at = Instant::now();
+            return Ok(m.clone());
         }
         let m = Arc::new(SubjectMatcher::from_template(&subject).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "template 417 gives no subject pattern; using the built-in one");

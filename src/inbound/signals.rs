@@ -56,32 +56,29 @@ pub async fn collect(
     }
     let key = token::key(cfg).map_err(crate::outbound::OutboundError::from)?;
     for rcpt in &env.rcpt_to {
-        if let Some((id, tok)) = token::parse_reply_address(cfg, rcpt) {
-            if let Some(t) = ticket(inb, &mut tickets, id).await? {
-                if key.check_reply_token(id, tok, &t.recipients()).is_some() {
-                    out.push((MatchedBy::Token, id));
-                    break;
-                }
-            }
+        if let Some((id, tok)) = token::parse_reply_address(cfg, rcpt)
+            && let Some(t) = ticket(inb, &mut tickets, id).await?
+            && key.check_reply_token(id, tok, &t.recipients()).is_some()
+        {
+            out.push((MatchedBy::Token, id));
+            break;
         }
     }
     let matcher = inb.matcher().await?;
-    if let Some(id) = matcher.find(&p.subject) {
-        if ticket(inb, &mut tickets, id).await?.is_some() {
-            out.push((MatchedBy::Subject, id));
-        }
+    if let Some(id) = matcher.find(&p.subject)
+        && ticket(inb, &mut tickets, id).await?.is_some()
+    {
+        out.push((MatchedBy::Subject, id));
     }
     for mid in p.thread_ids.iter().rev() {
-        if let Some((id, nonce, sig)) = token::parse_message_id(mid, &cfg.smtp.hostname) {
-            if let Some(t) = ticket(inb, &mut tickets, id).await? {
-                if t.recipients()
-                    .iter()
-                    .any(|r| key.message_id_sig(id, r, nonce) == sig)
-                {
-                    out.push((MatchedBy::SignedReference, id));
-                    break;
-                }
-            }
+        if let Some((id, nonce, sig)) = token::parse_message_id(mid, &cfg.smtp.hostname)
+            && let Some(t) = ticket(inb, &mut tickets, id).await?
+            && t.recipients()
+                .iter()
+                .any(|r| key.message_id_sig(id, r, nonce) == sig)
+        {
+            out.push((MatchedBy::SignedReference, id));
+            break;
         }
     }
     let by_refs = match inb.store.ticket_by_message_ids(&p.thread_ids).await? {

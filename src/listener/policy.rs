@@ -27,6 +27,12 @@ pub struct Txn {
 #[derive(Clone)]
 pub struct Shared(Arc<Mutex<Txn>>);
 
+impl Default for Shared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Shared {
     pub fn new() -> Shared {
         Shared(Arc::new(Mutex::new(Txn::default())))

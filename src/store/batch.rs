@@ -272,10 +272,10 @@ async fn run(
         }
         // Dropped after a failed begin or commit, so a broken connection is
         // replaced by the next batch.
-        if let Some(c) = conn.as_mut() {
-            if !commit(c, store.dialect(), &mut batch).await {
-                conn = None;
-            }
+        if let Some(c) = conn.as_mut()
+            && !commit(c, store.dialect(), &mut batch).await
+        {
+            conn = None;
         }
         if let Some(done) = release {
             conn = None;

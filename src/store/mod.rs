@@ -240,15 +240,14 @@ fn prepare_sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>),
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let path = rest.split('?').next().unwrap_or("");
     let in_memory = path.is_empty() || path == ":memory:" || rest.contains("mode=memory");
-    if !in_memory {
-        if let Some(parent) = std::path::Path::new(path).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                    path: parent.display().to_string(),
-                    source,
-                })?;
-            }
-        }
+    if !in_memory
+        && let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+            path: parent.display().to_string(),
+            source,
+        })?;
     }
     let url = if url.contains("mode=") {
         url.to_owned()

@@ -26,6 +26,19 @@ static MARK_SENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// A claimed row as the claim's SELECT returns it: id, message_id,
+/// mail_from, rcpt_to (one per line), the mail, attempts, kind, ticket_id.
+type ClaimRow = (
+    i64,
+    String,
+    String,
+    String,
+    Vec<u8>,
+    i64,
+    String,
+    Option<i64>,
+);
+
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct OutboxRow {
     pub id: i64,
@@ -230,16 +243,7 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         let now = now_ms();
         let sql = claim_sql(dialect, limit);
-        let rows: Vec<(
-            i64,
-            String,
-            String,
-            String,
-            Vec<u8>,
-            i64,
-            String,
-            Option<i64>,
-        )> = tx.all(&sql, args![owner, now + lease_ms, now]).await?;
+        let rows: Vec<ClaimRow> = tx.all(&sql, args![owner, now + lease_ms, now]).await?;
         Ok(rows
             .into_iter()
             .map(

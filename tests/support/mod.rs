@@ -196,11 +196,11 @@ macro_rules! both_databases {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$name(crate::support::Db::Sqlite).await
+                super::$name($crate::support::Db::Sqlite).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$name(crate::support::Db::Postgres).await
+                super::$name($crate::support::Db::Postgres).await
             }
         }
     )*};
