@@ -118,10 +118,8 @@ mod tests {
     #[test]
     fn report_fields_are_read_from_any_text() {
         // A line whose 7th or 16th byte falls inside a character.
-        let raw = "状态状态状态状态状态
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 no such user
-";
+        let raw =
+            "状态状态状态状态状态\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 no such user\r\n";
         let (status, detail) = report_detail(raw.as_bytes());
         assert_eq!(status.as_deref(), Some("5.1.1"));
         assert!(detail.contains("no such user"), "{detail}");
