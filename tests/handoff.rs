@@ -143,6 +143,7 @@ async fn a_dead_instances_rows_wait_for_their_lease(db: Db) {
         mail_from: GATEWAY,
         rcpt_to: &rcpt,
         raw: b"Subject: x\r\n\r\nx\r\n",
+        raw_codec: None,
     };
     let mut tx = gw.store.begin().await.unwrap();
     let lapsed = Store::outbox_insert_claimed(

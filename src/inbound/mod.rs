@@ -304,10 +304,17 @@ impl Inbound {
             .iter()
             .map(|a| (!a.over(max)).then(|| sha256_hex(&a.bytes)))
             .collect();
+        // Compressed here too, when it is (SQLite): fewer bytes through
+        // the commit, written once more by the checkpoint.
+        let (raw, raw_codec) = match crate::store::packed::pack(self.store.dialect(), raw) {
+            Some(packed) => (packed, Some(crate::store::packed::LZ4)),
+            None => (raw.to_vec(), None),
+        };
         let job = ReplyJob {
             hashes,
             env: env.clone(),
-            raw: raw.to_vec(),
+            raw,
+            raw_codec,
             p,
             follow_up,
             ticket,
@@ -403,7 +410,9 @@ impl Inbound {
 /// Everything one reply's transaction needs, owned, for the committer.
 struct ReplyJob {
     env: Envelope,
+    /// The mail as the row stores it, with its codec (see `store::packed`).
     raw: Vec<u8>,
+    raw_codec: Option<&'static str>,
     p: parse::Parsed,
     follow_up: FollowUp,
     /// SHA-256 of each of `p.attachments` whose bytes are kept.
@@ -464,6 +473,7 @@ async fn write_reply(
     let ReplyJob {
         env,
         raw,
+        raw_codec,
         p,
         ticket,
         matched_by,
@@ -490,6 +500,7 @@ async fn write_reply(
             in_reply_to,
             refs: Some(&refs),
             raw,
+            raw_codec: *raw_codec,
             kind: kind.as_str(),
             matched_by,
         },

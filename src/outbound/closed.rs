@@ -112,6 +112,7 @@ pub async fn on_reply(
             mail_from: &minted.envelope_from,
             rcpt_to: &rcpt,
             raw: &raw,
+            raw_codec: None,
         },
     )
     .await?;

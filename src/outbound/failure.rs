@@ -77,6 +77,7 @@ pub async fn queue_failure_notice(
                 mail_from: &minted.envelope_from,
                 rcpt_to: rcpt_one,
                 raw: &raw,
+                raw_codec: None,
             },
         )
         .await?;

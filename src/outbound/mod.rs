@@ -227,6 +227,7 @@ pub async fn technician_reply(
                 mail_from: &cfg.mail.from,
                 rcpt_to: &to,
                 raw: b"",
+                raw_codec: None,
             };
             Store::outbox_insert_failed(&mut tx, &o, &e.to_string()).await?;
             tx.commit().await.map_err(StoreError::from)?;
@@ -254,6 +255,12 @@ pub async fn technician_reply(
         attachments: &[],
     })?;
     let refs = th.references.join(" ");
+    // One compressed copy for both rows (see store::packed).
+    let packed = crate::store::packed::pack(store.dialect(), &raw);
+    let (stored, codec) = match &packed {
+        Some(p) => (p.as_slice(), Some(crate::store::packed::LZ4)),
+        None => (raw.as_slice(), None),
+    };
     Store::message_insert(
         &mut tx,
         &NewMessage {
@@ -266,7 +273,8 @@ pub async fn technician_reply(
             message_id: &message_id,
             in_reply_to: Some(&th.in_reply_to),
             refs: Some(&refs),
-            raw: &raw,
+            raw: stored,
+            raw_codec: codec,
             kind: "reply",
             matched_by: "",
         },
@@ -280,7 +288,8 @@ pub async fn technician_reply(
             message_id: &message_id,
             mail_from: &minted.envelope_from,
             rcpt_to: &to,
-            raw: &raw,
+            raw: stored,
+            raw_codec: codec,
         },
     )
     .await?;

@@ -8,7 +8,7 @@ use super::{OutboundError, ThreadHeaders, caps, compose, thread_headers_after, t
 use crate::config::Config;
 use crate::store::outbox::{Claimed, NewOutbox};
 use crate::store::tickets::Ticket;
-use crate::store::{Store, Tx};
+use crate::store::{Dialect, Store, Tx, packed};
 
 /// What a notification to the technicians says about one inbound reply.
 ///
@@ -37,6 +37,9 @@ struct PreparedMail {
     message_id: String,
     envelope_from: String,
     raw: Vec<u8>,
+    /// What the row stores instead of `raw`, compressed here rather than
+    /// in the commit (see `store::packed`); the relay is handed `raw`.
+    packed: Option<Vec<u8>>,
 }
 
 /// Composes the notification of the reply `message_id` on `ticket`, threaded
@@ -55,7 +58,7 @@ pub async fn prepare_notification(
     let mut conn = store.reader().await?;
     let th = thread_headers_after(conn.tx(), ticket, Some(message_id)).await?;
     drop(conn);
-    compose_all(cfg, ticket, n, &th)
+    compose_all(cfg, store.dialect(), ticket, n, &th)
 }
 
 /// Queues what [`prepare_notification`] composed, inside the transaction
@@ -81,7 +84,8 @@ pub async fn queue_prepared(
             message_id: &m.message_id,
             mail_from: &m.envelope_from,
             rcpt_to: std::slice::from_ref(&m.to),
-            raw: &m.raw,
+            raw: m.packed.as_deref().unwrap_or(&m.raw),
+            raw_codec: m.packed.is_some().then_some(packed::LZ4),
         };
         match slots.pop() {
             Some(slot) => {
@@ -141,6 +145,7 @@ impl Prepared {
 
 fn compose_all(
     cfg: &Config,
+    dialect: Dialect,
     ticket: &Ticket,
     n: &Notice<'_>,
     th: &ThreadHeaders,
@@ -210,6 +215,7 @@ fn compose_all(
             to: tech,
             message_id: minted.message_id,
             envelope_from: minted.envelope_from,
+            packed: packed::pack(dialect, &raw),
             raw,
         });
     }

@@ -50,7 +50,10 @@ pub struct NewMessage<'a> {
     pub message_id: &'a str,
     pub in_reply_to: Option<&'a str>,
     pub refs: Option<&'a str>,
+    /// The mail as stored: as received or composed, or packed (see
+    /// `store::packed`) when `raw_codec` names how.
     pub raw: &'a [u8],
+    pub raw_codec: Option<&'a str>,
     pub kind: &'a str,
     pub matched_by: &'a str,
 }
@@ -65,7 +68,8 @@ impl Store {
         let recipients = super::join_lines(m.recipients);
         tx.optional(
             "INSERT INTO messages (ticket_id, direction, author, recipients, subject, body_text, message_id, \
-             in_reply_to, refs, raw, at, kind, matched_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             in_reply_to, refs, raw, at, kind, matched_by, raw_codec) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (ticket_id, message_id) DO NOTHING RETURNING id",
             args![
                 m.ticket_id,
@@ -81,6 +85,7 @@ impl Store {
                 now_ms(),
                 m.kind,
                 m.matched_by,
+                m.raw_codec,
             ],
         )
         .await

@@ -12,6 +12,7 @@ mod direct;
 pub mod exec;
 pub mod messages;
 pub mod outbox;
+pub mod packed;
 pub mod params;
 pub mod quarantine;
 pub mod suppressions;

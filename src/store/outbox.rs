@@ -27,13 +27,15 @@ static MARK_SENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 });
 
 /// A claimed row as the claim's SELECT returns it: id, message_id,
-/// mail_from, rcpt_to (one per line), the mail, attempts, kind, ticket_id.
+/// mail_from, rcpt_to (one per line), the mail as stored and its codec,
+/// attempts, kind, ticket_id.
 type ClaimRow = (
     i64,
     String,
     String,
     String,
     Vec<u8>,
+    Option<String>,
     i64,
     String,
     Option<i64>,
@@ -86,7 +88,8 @@ pub(crate) fn claim_sql(dialect: Dialect, limit: i64) -> String {
          UPDATE outbox SET state = 'sending', claimed_by = $1, lease_until = $2, attempts = attempts + 1 \
          WHERE id IN (SELECT id FROM due UNION ALL SELECT id FROM lapsed) \
          RETURNING id, message_id, mail_from, rcpt_to, \
-         (SELECT raw FROM outbox_mail WHERE outbox_id = outbox.id), attempts, kind, ticket_id"
+         (SELECT raw FROM outbox_mail WHERE outbox_id = outbox.id), \
+         (SELECT raw_codec FROM outbox_mail WHERE outbox_id = outbox.id), attempts, kind, ticket_id"
     )
 }
 
@@ -124,7 +127,10 @@ pub struct NewOutbox<'a> {
     pub message_id: &'a str,
     pub mail_from: &'a str,
     pub rcpt_to: &'a [String],
+    /// The mail as stored: as composed, or packed (see `store::packed`)
+    /// when `raw_codec` names how.
     pub raw: &'a [u8],
+    pub raw_codec: Option<&'a str>,
 }
 
 const LIST: &str = "SELECT id, ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, next_attempt_at, \
@@ -198,11 +204,13 @@ impl Store {
             // One round trip for the row and its mail ($12).
             Dialect::Postgres => {
                 args.push(Arg::Blob(o.raw));
+                args.push(o.raw_codec.into());
                 tx.one(
                     concat!(
                         "WITH o AS (",
                         row!(),
-                        ") INSERT INTO outbox_mail (outbox_id, raw) SELECT id, $12 FROM o RETURNING outbox_id"
+                        ") INSERT INTO outbox_mail (outbox_id, raw, raw_codec) SELECT id, $12, $13 FROM o \
+                         RETURNING outbox_id"
                     ),
                     args,
                 )
@@ -212,8 +220,8 @@ impl Store {
             Dialect::Sqlite => {
                 let id = tx.one(row!(), args).await?;
                 tx.exec(
-                    "INSERT INTO outbox_mail (outbox_id, raw) VALUES ($1, $2)",
-                    args![id, o.raw],
+                    "INSERT INTO outbox_mail (outbox_id, raw, raw_codec) VALUES ($1, $2, $3)",
+                    args![id, o.raw, o.raw_codec],
                 )
                 .await?;
                 Ok(id)
@@ -244,22 +252,23 @@ impl Store {
         let now = now_ms();
         let sql = claim_sql(dialect, limit);
         let rows: Vec<ClaimRow> = tx.all(&sql, args![owner, now + lease_ms, now]).await?;
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(
-                |(id, message_id, mail_from, rcpt_to, raw, attempts, kind, ticket_id)| Claimed {
-                    id,
-                    message_id,
-                    mail_from,
-                    rcpt_to: super::split_lines(&rcpt_to),
-                    raw,
-                    attempts,
-                    lease_until: now + lease_ms,
-                    kind,
-                    ticket_id,
+                |(id, message_id, mail_from, rcpt_to, raw, codec, attempts, kind, ticket_id)| {
+                    Ok(Claimed {
+                        id,
+                        message_id,
+                        mail_from,
+                        rcpt_to: super::split_lines(&rcpt_to),
+                        raw: super::packed::unpack(raw, codec.as_deref())?,
+                        attempts,
+                        lease_until: now + lease_ms,
+                        kind,
+                        ticket_id,
+                    })
                 },
             )
-            .collect())
+            .collect()
     }
 
     /// The relay accepted the mail.
@@ -385,11 +394,13 @@ impl Store {
 
     /// The exact bytes queued for a row.
     pub async fn outbox_raw(&self, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT raw FROM outbox_mail WHERE outbox_id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        let row: Option<(Vec<u8>, Option<String>)> =
+            sqlx::query_as("SELECT raw, raw_codec FROM outbox_mail WHERE outbox_id = $1")
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|(raw, codec)| super::packed::unpack(raw, codec.as_deref()))
+            .transpose()
     }
 }
 

@@ -281,7 +281,7 @@ impl Store {
 }
 
 /// A stored thread message with its raw bytes, for `replay --message`.
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct ThreadRaw {
     pub id: i64,
     pub ticket_id: i64,
@@ -290,6 +290,9 @@ pub struct ThreadRaw {
     pub recipients: String,
     pub raw: Vec<u8>,
 }
+
+/// [`ThreadRaw`] as the query returns it: the mail as stored, and its codec.
+type ThreadRawRow = (i64, i64, String, String, String, Vec<u8>, Option<String>);
 
 impl Store {
     /// Sets `open` or `closed`; false when the ticket does not exist.
@@ -334,12 +337,26 @@ impl Store {
 
     /// One thread message (by its row id) with the bytes as received or sent.
     pub async fn ticket_message_raw(&self, id: i64) -> Result<Option<ThreadRaw>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, ticket_id, direction, author, recipients, raw FROM messages WHERE id = $1",
+        let row: Option<ThreadRawRow> =
+            sqlx::query_as(
+                "SELECT id, ticket_id, direction, author, recipients, raw, raw_codec FROM messages WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(
+            |(id, ticket_id, direction, author, recipients, raw, codec)| {
+                Ok(ThreadRaw {
+                    id,
+                    ticket_id,
+                    direction,
+                    author,
+                    recipients,
+                    raw: super::packed::unpack(raw, codec.as_deref())?,
+                })
+            },
         )
-        .bind(id)
-        .fetch_optional(self.pool())
-        .await?)
+        .transpose()
     }
 
     /// Inbound messages stored on any ticket since `since`, for `stats`.

@@ -1,0 +1,116 @@
+//! Whole mails as the store keeps them: a reply received over SMTP and the
+//! notification composed for it are stored compressed on SQLite (by the
+//! gateway) and left to PostgreSQL's own compression there, and either way
+//! read back byte for byte: the thread's copy by `replay`'s query, the
+//! notification by the relay, which delivers exactly the stored bytes.
+
+mod support;
+
+use std::time::Duration;
+
+use mensageria::gateway::Gateway;
+use mensageria::store::Store;
+use support::client::deliver;
+use support::sink::Sink;
+use support::{Db, GATEWAY, REQUESTER, TestDb, wait_until};
+
+const TECH: &str = "tec@suporte.example";
+const TICKET: i64 = 77;
+
+/// A reply as mail clients write them: the answer, then the quoted thread.
+fn reply() -> Vec<u8> {
+    let mut m = format!(
+        "From: Ana <{REQUESTER}>\r\nTo: {GATEWAY}\r\nSubject: RE: [HD #{TICKET}] Impressora sem toner\r\n\
+Message-ID: <armazenada.1@cliente.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+Troquei o cartucho e a impressão voltou. Obrigada!\r\n\r\n\
+Em ter., 1 de dez. de 2026 às 10:00, Central <{GATEWAY}> escreveu:\r\n"
+    );
+    for i in 0..300 {
+        m.push_str(&format!(
+            "> Linha {i}: verifique se o cartucho está bem encaixado e se há papel na bandeja.\r\n"
+        ));
+    }
+    m.into_bytes()
+}
+
+/// The codecs of the message rows and of the queued mails, by row id.
+async fn codecs(store: &Store) -> (Vec<Option<String>>, Vec<Option<String>>) {
+    let messages = sqlx::query_scalar("SELECT raw_codec FROM messages ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let outbox = sqlx::query_scalar("SELECT raw_codec FROM outbox_mail ORDER BY outbox_id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    (messages, outbox)
+}
+
+async fn stored_whole(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let sink = Sink::start().await;
+    let cfg = support::config(&tdb.url, sink.addr.port());
+    let gw = Gateway::start(cfg).await.unwrap();
+    support::seed(
+        &gw.store,
+        "[HD #${IDSOLICITACAOSERVICO}] x",
+        TICKET,
+        &[TECH],
+    )
+    .await;
+
+    let sent = reply();
+    let r = deliver(gw.smtp_addr(), REQUESTER, &[GATEWAY], &sent).await;
+    assert_eq!(r.code, 250, "{db:?}: {r:?}");
+    let note = wait_until(
+        "the notification at the relay",
+        Duration::from_secs(15),
+        || async { sink.messages().into_iter().next() },
+    )
+    .await;
+
+    let expected = match db {
+        Db::Sqlite => Some("lz4".to_owned()),
+        Db::Postgres => None,
+    };
+    let (messages, outbox) = codecs(&gw.store).await;
+    assert_eq!(messages, vec![expected.clone()], "{db:?}");
+    assert_eq!(outbox, vec![expected], "{db:?}");
+
+    // The thread's copy: the bytes that came over SMTP.
+    let rows = gw.store.messages_of_ticket(TICKET).await.unwrap();
+    assert_eq!(rows.len(), 1, "{db:?}");
+    let stored = gw
+        .store
+        .ticket_message_raw(rows[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored.raw.ends_with(&sent),
+        "{db:?}: stored {} bytes, sent {}",
+        stored.raw.len(),
+        sent.len()
+    );
+
+    // The notification: what the relay delivered is the row's mail.
+    let id: i64 = sqlx::query_scalar("SELECT outbox_id FROM outbox_mail")
+        .fetch_one(gw.store.pool())
+        .await
+        .unwrap();
+    let queued = gw.store.outbox_raw(id).await.unwrap().unwrap();
+    assert_eq!(note.rcpt_to, [TECH], "{db:?}");
+    assert_eq!(
+        String::from_utf8_lossy(note.data.strip_suffix(b"\r\n").unwrap_or(&note.data)),
+        String::from_utf8_lossy(queued.strip_suffix(b"\r\n").unwrap_or(&queued)),
+        "{db:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&queued).contains("Troquei o cartucho"),
+        "{db:?}"
+    );
+    assert!(gw.stop(Duration::from_secs(10)).await, "{db:?}: drains");
+}
+
+both_databases!(stored_whole);
