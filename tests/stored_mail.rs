@@ -2,7 +2,9 @@
 //! notification composed for it are stored compressed on SQLite (by the
 //! gateway) and left to PostgreSQL's own compression there, and either way
 //! read back byte for byte: the thread's copy by `replay`'s query, the
-//! notification by the relay, which delivers exactly the stored bytes.
+//! notification by the relay, which delivers exactly the stored bytes. A
+//! queued mail that cannot be read back fails its row with the reason and
+//! holds up nothing else.
 
 mod support;
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use mensageria::gateway::Gateway;
 use mensageria::store::Store;
+use mensageria::store::outbox::NewOutbox;
 use support::client::deliver;
 use support::sink::Sink;
 use support::{Db, GATEWAY, REQUESTER, TestDb, wait_until};
@@ -113,4 +116,68 @@ async fn stored_whole(db: Db) {
     assert!(gw.stop(Duration::from_secs(10)).await, "{db:?}: drains");
 }
 
-both_databases!(stored_whole);
+/// Queues `raw` with `codec` as the store would, outside any session.
+async fn queue(store: &Store, n: usize, raw: &[u8], codec: Option<&str>) -> i64 {
+    let rcpt = [TECH.to_owned()];
+    let message_id = format!("<fila.{n}@gw.test>");
+    let mut tx = store.begin().await.unwrap();
+    let id = Store::outbox_insert(
+        &mut tx,
+        &NewOutbox {
+            ticket_id: Some(TICKET),
+            kind: "reply",
+            message_id: &message_id,
+            mail_from: GATEWAY,
+            rcpt_to: &rcpt,
+            raw,
+            raw_codec: codec,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn an_unreadable_mail_fails_its_row_alone(db: Db) {
+    let tdb = TestDb::new(db).await;
+    let sink = Sink::start().await;
+    let cfg = support::config(&tdb.url, sink.addr.port());
+    let gw = Gateway::start(cfg).await.unwrap();
+    support::seed(&gw.store, "[HD #${IDSOLICITACAOSERVICO}] x", TICKET, &[]).await;
+
+    // Claims 4 GiB from six bytes: a damaged row, as a bad disk leaves one.
+    let damaged = queue(
+        &gw.store,
+        1,
+        &[0xff, 0xff, 0xff, 0xff, 0x10, 0x41],
+        Some("lz4"),
+    )
+    .await;
+    let good = queue(&gw.store, 2, b"Subject: ok\r\n\r\nok\r\n", None).await;
+    gw.store.outbox_raw(good).await.unwrap().unwrap();
+    assert!(gw.store.outbox_raw(damaged).await.is_err(), "{db:?}");
+
+    let rows = wait_until("both rows settled", Duration::from_secs(15), || async {
+        let rows: Vec<(i64, String, Option<String>)> =
+            sqlx::query_as("SELECT id, state, last_error FROM outbox ORDER BY id")
+                .fetch_all(gw.store.pool())
+                .await
+                .unwrap();
+        rows.iter()
+            .all(|(_, state, _)| state == "sent" || state == "failed")
+            .then_some(rows)
+    })
+    .await;
+    assert_eq!(rows[0].0, damaged);
+    assert_eq!(rows[0].1, "failed", "{db:?}: {rows:?}");
+    let why = rows[0].2.as_deref().unwrap_or_default();
+    assert!(why.contains("stored mail"), "{db:?}: {why}");
+    assert_eq!((rows[1].0, rows[1].1.as_str()), (good, "sent"), "{db:?}");
+    let delivered = sink.messages();
+    assert_eq!(delivered.len(), 1, "{db:?}");
+    assert!(delivered[0].data.starts_with(b"Subject: ok"), "{db:?}");
+    assert!(gw.stop(Duration::from_secs(10)).await, "{db:?}: drains");
+}
+
+both_databases!(stored_whole, an_unreadable_mail_fails_its_row_alone);

@@ -252,23 +252,38 @@ impl Store {
         let now = now_ms();
         let sql = claim_sql(dialect, limit);
         let rows: Vec<ClaimRow> = tx.all(&sql, args![owner, now + lease_ms, now]).await?;
-        rows.into_iter()
-            .map(
-                |(id, message_id, mail_from, rcpt_to, raw, codec, attempts, kind, ticket_id)| {
-                    Ok(Claimed {
-                        id,
-                        message_id,
-                        mail_from,
-                        rcpt_to: super::split_lines(&rcpt_to),
-                        raw: super::packed::unpack(raw, codec.as_deref())?,
-                        attempts,
-                        lease_until: now + lease_ms,
-                        kind,
-                        ticket_id,
-                    })
-                },
-            )
-            .collect()
+        let mut claimed = Vec::with_capacity(rows.len());
+        for (id, message_id, mail_from, rcpt_to, raw, codec, attempts, kind, ticket_id) in rows {
+            let raw = match super::packed::unpack(raw, codec.as_deref()) {
+                Ok(raw) => raw,
+                Err(e) => {
+                    // A mail that cannot be read back is not retried: the
+                    // row fails with the reason, in this transaction, and
+                    // the claim goes on with the others.
+                    let why = e.to_string();
+                    tracing::error!(outbox_id = id, error = %why, "queued mail unreadable; row failed");
+                    tx.exec(
+                        "UPDATE outbox SET state = 'failed', last_error = $2, claimed_by = NULL, \
+                         lease_until = NULL WHERE id = $1",
+                        args![id, why.as_str()],
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            claimed.push(Claimed {
+                id,
+                message_id,
+                mail_from,
+                rcpt_to: super::split_lines(&rcpt_to),
+                raw,
+                attempts,
+                lease_until: now + lease_ms,
+                kind,
+                ticket_id,
+            });
+        }
+        Ok(claimed)
     }
 
     /// The relay accepted the mail.
