@@ -306,10 +306,7 @@ impl Inbound {
             .collect();
         // Compressed here too, when it is (SQLite): fewer bytes through
         // the commit, written once more by the checkpoint.
-        let (raw, raw_codec) = match crate::store::packed::pack(self.store.dialect(), raw) {
-            Some(packed) => (packed, Some(crate::store::packed::LZ4)),
-            None => (raw.to_vec(), None),
-        };
+        let (raw, raw_codec) = crate::store::packed::to_stored(self.store.dialect(), raw);
         let job = ReplyJob {
             hashes,
             env: env.clone(),

@@ -257,10 +257,7 @@ pub async fn technician_reply(
     let refs = th.references.join(" ");
     // One compressed copy for both rows (see store::packed).
     let packed = crate::store::packed::pack(store.dialect(), &raw);
-    let (stored, codec) = match &packed {
-        Some(p) => (p.as_slice(), Some(crate::store::packed::LZ4)),
-        None => (raw.as_slice(), None),
-    };
+    let (stored, codec) = crate::store::packed::as_stored(&raw, packed.as_deref());
     Store::message_insert(
         &mut tx,
         &NewMessage {

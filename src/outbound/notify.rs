@@ -78,14 +78,15 @@ pub async fn queue_prepared(
         if !caps::allow_automatic(tx, cfg, ticket_id, &m.to, "notification").await? {
             continue;
         }
+        let (raw, raw_codec) = packed::as_stored(&m.raw, m.packed.as_deref());
         let new = NewOutbox {
             ticket_id: Some(ticket_id),
             kind: "notification",
             message_id: &m.message_id,
             mail_from: &m.envelope_from,
             rcpt_to: std::slice::from_ref(&m.to),
-            raw: m.packed.as_deref().unwrap_or(&m.raw),
-            raw_codec: m.packed.is_some().then_some(packed::LZ4),
+            raw,
+            raw_codec,
         };
         match slots.pop() {
             Some(slot) => {

@@ -253,21 +253,13 @@ impl Store {
         let sql = claim_sql(dialect, limit);
         let rows: Vec<ClaimRow> = tx.all(&sql, args![owner, now + lease_ms, now]).await?;
         let mut claimed = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
         for (id, message_id, mail_from, rcpt_to, raw, codec, attempts, kind, ticket_id) in rows {
             let raw = match super::packed::unpack(raw, codec.as_deref()) {
                 Ok(raw) => raw,
                 Err(e) => {
-                    // A mail that cannot be read back is not retried: the
-                    // row fails with the reason, in this transaction, and
-                    // the claim goes on with the others.
-                    let why = e.to_string();
-                    tracing::error!(outbox_id = id, error = %why, "queued mail unreadable; row failed");
-                    tx.exec(
-                        "UPDATE outbox SET state = 'failed', last_error = $2, claimed_by = NULL, \
-                         lease_until = NULL WHERE id = $1",
-                        args![id, why.as_str()],
-                    )
-                    .await?;
+                    tracing::error!(outbox_id = id, error = %e, "queued mail unreadable; row failed");
+                    unreadable.push((id, e.to_string()));
                     continue;
                 }
             };
@@ -283,6 +275,13 @@ impl Store {
                 ticket_id,
             });
         }
+        // A mail that cannot be read back is not retried: its row fails with
+        // the reason, in this transaction, and the claim goes on without it.
+        let failed: Vec<_> = unreadable
+            .iter()
+            .map(|(id, error)| (*id, Outcome::Failed { error }))
+            .collect();
+        Self::outbox_record_in(tx, owner, &failed).await?;
         Ok(claimed)
     }
 

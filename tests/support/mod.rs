@@ -222,6 +222,25 @@ pub async fn seed(store: &Store, subject: &str, id: i64, technicians: &[&str]) {
     ticket(store, id, technicians).await;
 }
 
+/// A gateway on a database of its own, relaying to a sink of its own, with
+/// `seed`'s template (`subject`) and ticket `id` for `technicians`; `tune`
+/// adjusts the config first.
+pub async fn seeded_gateway(
+    db: Db,
+    subject: &str,
+    id: i64,
+    technicians: &[&str],
+    tune: impl FnOnce(&mut Config),
+) -> (TestDb, sink::Sink, mensageria::gateway::Gateway) {
+    let tdb = TestDb::new(db).await;
+    let sink = sink::Sink::start().await;
+    let mut cfg = config(&tdb.url, sink.addr.port());
+    tune(&mut cfg);
+    let gw = mensageria::gateway::Gateway::start(cfg).await.unwrap();
+    seed(&gw.store, subject, id, technicians).await;
+    (tdb, sink, gw)
+}
+
 /// Ticket `id` for `REQUESTER` with `technicians`, as `seed` makes it
 /// (thread root `<ticket.ID.seed@gw.test>`), for a test that needs more
 /// than one.
