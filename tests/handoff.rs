@@ -64,7 +64,7 @@ async fn wait_all_sent(store: &Store, n: usize) -> Vec<(String, i64)> {
 /// A gateway on a database of its own, relaying to a sink of its own, with
 /// ticket TICKET assigned to TECH; `tune` adjusts the config first.
 async fn start(db: Db, tune: impl FnOnce(&mut Config)) -> (TestDb, Sink, Gateway) {
-    support::seeded_gateway(db, "[HD #${IDSOLICITACAOSERVICO}] x", TICKET, &[TECH], tune).await
+    support::seeded_gateway(db, support::HD_SUBJECT, TICKET, &[TECH], tune).await
 }
 
 /// `n` replies over SMTP, one connection each, every one answered 250.

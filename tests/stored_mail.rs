@@ -13,11 +13,10 @@ use std::time::Duration;
 use mensageria::store::Store;
 use mensageria::store::outbox::NewOutbox;
 use support::client::deliver;
-use support::{Db, GATEWAY, REQUESTER, wait_until};
+use support::{Db, GATEWAY, HD_SUBJECT, REQUESTER, wait_until};
 
 const TECH: &str = "tec@suporte.example";
 const TICKET: i64 = 77;
-const SUBJECT: &str = "[HD #${IDSOLICITACAOSERVICO}] x";
 
 /// A reply as mail clients write them: the answer, then the quoted thread.
 fn reply() -> Vec<u8> {
@@ -50,7 +49,7 @@ async fn codecs(store: &Store) -> (Vec<Option<String>>, Vec<Option<String>>) {
 }
 
 async fn stored_whole(db: Db) {
-    let (_tdb, sink, gw) = support::seeded_gateway(db, SUBJECT, TICKET, &[TECH], |_| {}).await;
+    let (_tdb, sink, gw) = support::seeded_gateway(db, HD_SUBJECT, TICKET, &[TECH], |_| {}).await;
 
     let sent = reply();
     let r = deliver(gw.smtp_addr(), REQUESTER, &[GATEWAY], &sent).await;
@@ -129,7 +128,7 @@ async fn queue(store: &Store, n: usize, raw: &[u8], codec: Option<&str>) -> i64 
 }
 
 async fn an_unreadable_mail_fails_its_row_alone(db: Db) {
-    let (_tdb, sink, gw) = support::seeded_gateway(db, SUBJECT, TICKET, &[], |_| {}).await;
+    let (_tdb, sink, gw) = support::seeded_gateway(db, HD_SUBJECT, TICKET, &[], |_| {}).await;
 
     // Claims 4 GiB from six bytes: a damaged row, as a bad disk leaves one.
     let damaged = queue(

@@ -38,22 +38,23 @@ pub fn pack(dialect: Dialect, raw: &[u8]) -> Option<Vec<u8>> {
     (packed.len() <= raw.len() - raw.len() / MIN_SAVING_DIVISOR).then_some(packed)
 }
 
+/// The `raw_codec` of a row whose bytes [`pack`] did or did not compress.
+fn codec(packed: bool) -> Option<&'static str> {
+    packed.then_some(LZ4)
+}
+
 /// The bytes a row holds for `raw` and their codec, given what [`pack`]
 /// made of it.
 pub fn as_stored<'a>(raw: &'a [u8], packed: Option<&'a [u8]>) -> (&'a [u8], Option<&'static str>) {
-    match packed {
-        Some(p) => (p, Some(LZ4)),
-        None => (raw, None),
-    }
+    (packed.unwrap_or(raw), codec(packed.is_some()))
 }
 
 /// [`pack`] for a row that owns its bytes: the packed form, or a copy of
 /// `raw`, with the codec.
 pub fn to_stored(dialect: Dialect, raw: &[u8]) -> (Vec<u8>, Option<&'static str>) {
-    match pack(dialect, raw) {
-        Some(p) => (p, Some(LZ4)),
-        None => (raw.to_vec(), None),
-    }
+    let packed = pack(dialect, raw);
+    let codec = codec(packed.is_some());
+    (packed.unwrap_or_else(|| raw.to_vec()), codec)
 }
 
 /// The mail as it was received or composed, from its stored bytes.

@@ -209,6 +209,9 @@ macro_rules! both_databases {
 /// The requester of the tickets `seed` creates.
 pub const REQUESTER: &str = "ana@cliente.example";
 
+/// A template 417 subject whose ticket number follows `[HD #`.
+pub const HD_SUBJECT: &str = "[HD #${IDSOLICITACAOSERVICO}] x";
+
 /// A template with `subject` made parameter 417 (body `${MENSAGEM}`), and
 /// ticket `id` for `REQUESTER` with `technicians`; its thread root is
 /// `<ticket.ID.seed@gw.test>`.
