@@ -2,6 +2,8 @@
 //! that may not go leaves a suppression row that says why, never nothing.
 
 use crate::config::Config;
+use crate::store::outbox::{NewClaim, NewOutbox};
+use crate::store::suppressions::AutomaticMail;
 use crate::store::{Store, StoreError, Tx, now_ms};
 
 /// Whether machine-made mail of `kind` may go to `rcpt` about `ticket`.
@@ -12,28 +14,85 @@ pub async fn allow_automatic(
     rcpt: &str,
     kind: &str,
 ) -> Result<bool, StoreError> {
-    let since = now_ms() - (cfg.loops.window_secs as i64) * 1000;
-    let caps = (cfg.loops.per_recipient, cfg.loops.per_ticket_recipient);
+    let (since, caps) = limits(cfg);
     let state = Store::automatic_mail_state(tx, rcpt, ticket, since, caps).await?;
+    match refusal(cfg, ticket, rcpt, &state) {
+        None => Ok(true),
+        Some(reason) => {
+            suppress(tx, ticket, rcpt, kind, &reason, &state).await?;
+            Ok(false)
+        }
+    }
+}
+
+/// Queues `o`, machine-made mail whose one recipient is `rcpt`, on
+/// `ticket`, unless the caps stop it, which leaves a suppression row
+/// instead; the row's id when it was queued. The caps' read and the insert
+/// are one round trip on PostgreSQL (`Store::outbox_insert_capped`): this
+/// runs once per technician of every reply, inside the shared commit.
+pub async fn queue_automatic(
+    tx: &mut Tx,
+    cfg: &Config,
+    (rcpt, ticket): (&str, i64),
+    o: &NewOutbox<'_>,
+    lease: Option<NewClaim<'_>>,
+) -> Result<Option<i64>, StoreError> {
+    debug_assert_eq!(o.rcpt_to, [rcpt]);
+    let (since, caps) = limits(cfg);
+    let (state, id) =
+        Store::outbox_insert_capped(tx, o, lease, (rcpt, ticket), since, caps).await?;
+    if id.is_none() {
+        let reason = refusal(cfg, ticket, rcpt, &state)
+            .unwrap_or_else(|| format!("loop cap: {rcpt} on ticket {ticket}"));
+        suppress(tx, ticket, rcpt, o.kind, &reason, &state).await?;
+    }
+    Ok(id)
+}
+
+/// The window's start and the caps (overall, on one ticket) of `cfg`.
+fn limits(cfg: &Config) -> (i64, (i64, i64)) {
+    let since = now_ms() - (cfg.loops.window_secs as i64) * 1000;
+    (
+        since,
+        (cfg.loops.per_recipient, cfg.loops.per_ticket_recipient),
+    )
+}
+
+/// Why machine-made mail may not go to `rcpt` on `ticket`, judged on what
+/// the caps read; None when it may (exactly when `state.allows` the caps).
+fn refusal(cfg: &Config, ticket: i64, rcpt: &str, state: &AutomaticMail) -> Option<String> {
+    let (_, caps) = limits(cfg);
+    if state.allows(caps) {
+        return None;
+    }
     if let Some(until) = state.bounced_until {
-        let reason = bounce_reason(rcpt, until);
-        Store::suppression_add(tx, Some(ticket), rcpt, kind, &reason, None).await?;
-        return Ok(false);
+        return Some(bounce_reason(rcpt, until));
     }
     let (all, on_ticket) = (state.all, state.on_ticket);
     let minutes = cfg.loops.window_secs / 60;
-    let reason = if on_ticket >= cfg.loops.per_ticket_recipient {
+    Some(if on_ticket >= cfg.loops.per_ticket_recipient {
         format!(
             "loop cap: {on_ticket} automatic mails to {rcpt} on ticket {ticket} in {minutes} min"
         )
-    } else if all >= cfg.loops.per_recipient {
-        format!("loop cap: {all} automatic mails to {rcpt} in {minutes} min")
     } else {
-        return Ok(true);
-    };
-    tracing::warn!(ticket, rcpt, kind, %reason, "mail suppressed");
-    Store::suppression_add(tx, Some(ticket), rcpt, kind, &reason, None).await?;
-    Ok(false)
+        format!("loop cap: {all} automatic mails to {rcpt} in {minutes} min")
+    })
+}
+
+/// The suppression row of a mail the caps stopped; a loop cap (not a
+/// bounce) is also logged.
+async fn suppress(
+    tx: &mut Tx,
+    ticket: i64,
+    rcpt: &str,
+    kind: &str,
+    reason: &str,
+    state: &AutomaticMail,
+) -> Result<(), StoreError> {
+    if state.bounced_until.is_none() {
+        tracing::warn!(ticket, rcpt, kind, %reason, "mail suppressed");
+    }
+    Store::suppression_add(tx, Some(ticket), rcpt, kind, reason, None).await
 }
 
 /// Why `rcpt` is not mailed now, when it bounced permanently of late.

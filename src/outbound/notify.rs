@@ -75,9 +75,6 @@ pub async fn queue_prepared(
 ) -> Result<QueuedCopies, OutboundError> {
     let mut queued = QueuedCopies::default();
     for m in prepared.mails {
-        if !caps::allow_automatic(tx, cfg, ticket_id, &m.to, "notification").await? {
-            continue;
-        }
         let (raw, raw_codec) = packed::as_stored(&m.raw, m.packed.as_deref());
         let new = NewOutbox {
             ticket_id: Some(ticket_id),
@@ -88,10 +85,13 @@ pub async fn queue_prepared(
             raw,
             raw_codec,
         };
-        match slots.pop() {
-            Some(slot) => {
-                let lease = slot.lease();
-                let id = Store::outbox_insert_claimed(tx, &new, lease).await?;
+        // Written claimed when the worker's queue has room for it.
+        let slot = slots.pop();
+        let lease = slot.as_ref().map(Slot::lease);
+        let written = caps::queue_automatic(tx, cfg, (&m.to, ticket_id), &new, lease).await?;
+        let lease_until = lease.map_or(0, |l| l.until);
+        match (written, slot) {
+            (Some(id), Some(slot)) => {
                 let row = Claimed {
                     id,
                     message_id: m.message_id,
@@ -99,16 +99,16 @@ pub async fn queue_prepared(
                     rcpt_to: vec![m.to],
                     raw: m.raw,
                     attempts: 1,
-                    lease_until: lease.until,
+                    lease_until,
                     kind: "notification".to_owned(),
                     ticket_id: Some(ticket_id),
                 };
                 queued.handed.push((slot, row));
             }
-            None => {
-                Store::outbox_insert(tx, &new).await?;
-                queued.for_claim = true;
-            }
+            (Some(_), None) => queued.for_claim = true,
+            // Stopped by the caps: the room is the next copy's.
+            (None, Some(slot)) => slots.push(slot),
+            (None, None) => {}
         }
     }
     Ok(queued)

@@ -239,7 +239,7 @@ mod tests {
         let statements = [
             crate::store::outbox::claim_sql(Dialect::Sqlite, 128),
             crate::store::messages::thread_ids_sql(20),
-            crate::store::suppressions::automatic_mail_sql((30, 10)),
+            crate::store::suppressions::automatic_mail_sql((30, 10), ["$1", "$2", "$3", "$4"]),
         ];
         conn.execute_batch("BEGIN").unwrap();
         for sql in &statements {

@@ -8,6 +8,7 @@
 use sqlx::{AssertSqlSafe, FromRow, Row};
 
 use super::exec::{Arg, args};
+use super::suppressions::{AutomaticMail, automatic_mail_sql};
 use super::{Dialect, Store, StoreError, Tx, now_ms};
 
 /// Sent rows per statement when outcomes are recorded.
@@ -136,6 +137,44 @@ pub struct NewOutbox<'a> {
 const LIST: &str = "SELECT id, ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, next_attempt_at, \
     last_error, created_at, sent_at, bounce FROM outbox";
 
+/// The columns an outbox insert writes, and their values as
+/// [`row_args`] binds them (`$1`–`$11`).
+macro_rules! outbox_columns {
+    () => {
+        "(ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, next_attempt_at, \
+         last_error, created_at, claimed_by, lease_until)"
+    };
+}
+macro_rules! outbox_values {
+    () => {
+        "$1, $2, $3, $4, $5, $6, $9, $7, $8, $7, $10, $11"
+    };
+}
+
+/// `$1`–`$11` of an outbox insert (see `outbox_columns`).
+fn row_args<'a>(
+    o: &NewOutbox<'a>,
+    rcpt_to: &'a str,
+    state: &'a str,
+    now: i64,
+    reason: Option<&'a str>,
+    lease: Option<NewClaim<'a>>,
+) -> Vec<Arg<'a>> {
+    args![
+        o.ticket_id,
+        o.kind,
+        o.message_id,
+        o.mail_from,
+        rcpt_to,
+        state,
+        now,
+        reason,
+        lease.is_some() as i64,
+        lease.map(|l| l.owner),
+        lease.map(|l| l.until)
+    ]
+}
+
 /// A claim written with the row itself: the mail is handed straight to the
 /// writing process's relay worker (see `outbound::handoff`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +210,60 @@ impl Store {
         Self::outbox_insert_state(tx, o, "failed", Some(reason), None).await
     }
 
+    /// Writes `o`, machine-made mail to `rcpt` (its one recipient) on
+    /// `ticket`, unless `rcpt` bounced of late or a loop cap is reached (see
+    /// [`AutomaticMail::allows`]); what the caps read, and the row's id when
+    /// it was written. `lease`: written claimed, as
+    /// [`Self::outbox_insert_claimed`] writes it. On PostgreSQL the read and
+    /// both inserts are one statement: one round trip inside the shared
+    /// commit instead of two, seeing what the transaction wrote before it as
+    /// the read alone would.
+    pub async fn outbox_insert_capped(
+        tx: &mut Tx,
+        o: &NewOutbox<'_>,
+        lease: Option<NewClaim<'_>>,
+        (rcpt, ticket): (&str, i64),
+        since: i64,
+        caps: (i64, i64),
+    ) -> Result<(AutomaticMail, Option<i64>), StoreError> {
+        let state = if lease.is_some() { "sending" } else { "queued" };
+        if tx.dialect() == Dialect::Sqlite {
+            let read = Self::automatic_mail_state(tx, rcpt, ticket, since, caps).await?;
+            if !read.allows(caps) {
+                return Ok((read, None));
+            }
+            let id = Self::outbox_insert_state(tx, o, state, None, lease).await?;
+            return Ok((read, Some(id)));
+        }
+        let now = now_ms();
+        let rcpt_to = super::join_lines(o.rcpt_to);
+        let mut args = row_args(o, &rcpt_to, state, now, None, lease);
+        args.extend(args![o.raw, o.raw_codec, rcpt, since, ticket]);
+        let sql = format!(
+            concat!(
+                "WITH st AS ({read}), o AS (INSERT INTO outbox ",
+                outbox_columns!(),
+                " SELECT ",
+                outbox_values!(),
+                " FROM st WHERE st.bounced IS NULL AND st.n_all < {all} AND st.n_ticket < {on_ticket} \
+                 RETURNING id), \
+                 m AS (INSERT INTO outbox_mail (outbox_id, raw, raw_codec) SELECT id, $12, $13 FROM o \
+                 RETURNING outbox_id) \
+                 SELECT st.bounced, st.n_all, st.n_ticket, (SELECT outbox_id FROM m) FROM st"
+            ),
+            read = automatic_mail_sql(caps, ["$14", "$7", "$15", "$16"]),
+            all = caps.0,
+            on_ticket = caps.1,
+        );
+        let (bounced_until, all, on_ticket, id) = tx.one(&sql, args).await?;
+        let read = AutomaticMail {
+            bounced_until,
+            all,
+            on_ticket,
+        };
+        Ok((read, id))
+    }
+
     async fn outbox_insert_state(
         tx: &mut Tx,
         o: &NewOutbox<'_>,
@@ -180,24 +273,16 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let now = now_ms();
         let rcpt_to = super::join_lines(o.rcpt_to);
-        let mut args = args![
-            o.ticket_id,
-            o.kind,
-            o.message_id,
-            o.mail_from,
-            &rcpt_to,
-            state,
-            now,
-            reason,
-            lease.is_some() as i64,
-            lease.map(|l| l.owner),
-            lease.map(|l| l.until)
-        ];
+        let mut args = row_args(o, &rcpt_to, state, now, reason, lease);
         macro_rules! row {
             () => {
-                "INSERT INTO outbox (ticket_id, kind, message_id, mail_from, rcpt_to, state, attempts, \
-                 next_attempt_at, last_error, created_at, claimed_by, lease_until) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $9, $7, $8, $7, $10, $11) RETURNING id"
+                concat!(
+                    "INSERT INTO outbox ",
+                    outbox_columns!(),
+                    " VALUES (",
+                    outbox_values!(),
+                    ") RETURNING id"
+                )
             };
         }
         match tx.dialect() {

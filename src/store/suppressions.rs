@@ -5,11 +5,12 @@
 use super::exec::args;
 use super::{Store, StoreError, Tx, now_ms};
 
-/// Until when `$1` is not to be mailed because it bounced (`$2`: now).
-macro_rules! bounced_until_sql {
-    () => {
-        "SELECT MAX(until_at) FROM suppressions WHERE lower(rcpt) = lower($1) AND until_at > $2"
-    };
+/// Until when `rcpt` is not to be mailed because it bounced (`now`: now);
+/// both are placeholders.
+fn bounced_until_sql(rcpt: &str, now: &str) -> String {
+    format!(
+        "SELECT MAX(until_at) FROM suppressions WHERE lower(rcpt) = lower({rcpt}) AND until_at > {now}"
+    )
 }
 
 impl Store {
@@ -31,7 +32,8 @@ impl Store {
 
     /// Until when `rcpt` is not to be mailed because it bounced, if it is.
     pub async fn bounced_until(tx: &mut Tx, rcpt: &str) -> Result<Option<i64>, StoreError> {
-        tx.one(bounced_until_sql!(), args![rcpt, now_ms()]).await
+        tx.one(&bounced_until_sql("$1", "$2"), args![rcpt, now_ms()])
+            .await
     }
 
     /// Everything the loop caps need about `rcpt`, in one round trip (this
@@ -48,7 +50,7 @@ impl Store {
     ) -> Result<AutomaticMail, StoreError> {
         let (bounced_until, all, on_ticket) = tx
             .one(
-                &automatic_mail_sql(caps),
+                &automatic_mail_sql(caps, ["$1", "$2", "$3", "$4"]),
                 args![rcpt, now_ms(), since, ticket],
             )
             .await?;
@@ -60,21 +62,19 @@ impl Store {
     }
 }
 
-/// The query of [`Store::automatic_mail_state`]. The caps are in the text:
-/// a bound LIMIT makes SQLite re-prepare the statement at every bind.
-pub(crate) fn automatic_mail_sql((all, on_ticket): (i64, i64)) -> String {
+/// The query of [`Store::automatic_mail_state`], its columns `bounced`,
+/// `n_all` and `n_ticket`; `p` names the placeholders of the recipient, now,
+/// the window's start and the ticket. The caps are in the text: a bound
+/// LIMIT makes SQLite re-prepare the statement at every bind.
+pub(crate) fn automatic_mail_sql((all, on_ticket): (i64, i64), p: [&str; 4]) -> String {
+    let [rcpt, now, since, ticket] = p;
+    let bounced = bounced_until_sql(rcpt, now);
     format!(
-        concat!(
-            "SELECT (",
-            bounced_until_sql!(),
-            "), \
-             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
-                AND kind <> 'reply' LIMIT {all}) AS recent), \
-             (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = $1 AND created_at > $3 \
-                AND kind <> 'reply' AND ticket_id = $4 LIMIT {on_ticket}) AS recent_on_ticket)"
-        ),
-        all = all,
-        on_ticket = on_ticket
+        "SELECT ({bounced}) AS bounced, \
+         (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = {rcpt} AND created_at > {since} \
+            AND kind <> 'reply' LIMIT {all}) AS recent) AS n_all, \
+         (SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE rcpt_to = {rcpt} AND created_at > {since} \
+            AND kind <> 'reply' AND ticket_id = {ticket} LIMIT {on_ticket}) AS recent_on_ticket) AS n_ticket"
     )
 }
 
@@ -85,4 +85,13 @@ pub struct AutomaticMail {
     /// Counts, each at most its cap.
     pub all: i64,
     pub on_ticket: i64,
+}
+
+impl AutomaticMail {
+    /// Whether one more such mail may go under `caps` (overall, on the
+    /// ticket): no recent bounce and both counts under their caps. The
+    /// guarded insert of `outbox_insert_capped` tests the same in SQL.
+    pub fn allows(&self, (all, on_ticket): (i64, i64)) -> bool {
+        self.bounced_until.is_none() && self.all < all && self.on_ticket < on_ticket
+    }
 }
