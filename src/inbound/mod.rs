@@ -304,9 +304,9 @@ impl Inbound {
             .iter()
             .map(|a| (!a.over(max)).then(|| sha256_hex(&a.bytes)))
             .collect();
-        // Compressed here too, when it is (SQLite): fewer bytes through
-        // the commit, written once more by the checkpoint.
-        let (raw, raw_codec) = crate::store::packed::to_stored(self.store.dialect(), raw);
+        // Compressed here too: fewer bytes through the commit's one thread
+        // (and, on PostgreSQL, its one backend).
+        let (raw, raw_codec) = crate::store::packed::to_stored(raw);
         let job = ReplyJob {
             hashes,
             env: env.clone(),

@@ -256,7 +256,7 @@ pub async fn technician_reply(
     })?;
     let refs = th.references.join(" ");
     // One compressed copy for both rows (see store::packed).
-    let packed = crate::store::packed::pack(store.dialect(), &raw);
+    let packed = crate::store::packed::pack(&raw);
     let (stored, codec) = crate::store::packed::as_stored(&raw, packed.as_deref());
     Store::message_insert(
         &mut tx,

@@ -8,7 +8,7 @@ use super::{OutboundError, ThreadHeaders, caps, compose, thread_headers_after, t
 use crate::config::Config;
 use crate::store::outbox::{Claimed, NewOutbox};
 use crate::store::tickets::Ticket;
-use crate::store::{Dialect, Store, Tx, packed};
+use crate::store::{Store, Tx, packed};
 
 /// What a notification to the technicians says about one inbound reply.
 ///
@@ -58,7 +58,7 @@ pub async fn prepare_notification(
     let mut conn = store.reader().await?;
     let th = thread_headers_after(conn.tx(), ticket, Some(message_id)).await?;
     drop(conn);
-    compose_all(cfg, store.dialect(), ticket, n, &th)
+    compose_all(cfg, ticket, n, &th)
 }
 
 /// Queues what [`prepare_notification`] composed, inside the transaction
@@ -146,7 +146,6 @@ impl Prepared {
 
 fn compose_all(
     cfg: &Config,
-    dialect: Dialect,
     ticket: &Ticket,
     n: &Notice<'_>,
     th: &ThreadHeaders,
@@ -216,7 +215,7 @@ fn compose_all(
             to: tech,
             message_id: minted.message_id,
             envelope_from: minted.envelope_from,
-            packed: packed::pack(dialect, &raw),
+            packed: packed::pack(&raw),
             raw,
         });
     }

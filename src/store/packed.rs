@@ -1,20 +1,23 @@
-//! Whole mails as the store keeps them: compressed by the gateway on SQLite,
-//! as they are on PostgreSQL.
+//! Whole mails as the store keeps them: compressed by the gateway.
 //!
-//! PostgreSQL compresses a large value itself (TOAST, lz4 since migration
-//! 0005). SQLite has no compression, so every byte of a reply and of its
-//! technicians' copies went through the committer's serial section several
-//! times: copied into pages, checksummed into the WAL, written, synced, and
-//! written again by the checkpoint. Mail text compresses about 2× with lz4,
-//! so the session that received a mail compresses it before the commit,
-//! outside the serial section, and a reader uncompresses it.
+//! Every byte of a reply and of its technicians' copies goes through the
+//! committer's serial section. SQLite has no compression, so there each
+//! byte was copied into pages, checksummed into the WAL, written, synced,
+//! and written again by the checkpoint. PostgreSQL compresses a large value
+//! itself (TOAST, lz4 since migration 0005), but in the backend of the
+//! committer's one connection, which every reply waits on. Mail text
+//! compresses about 2× with lz4, so the session that received (or composed)
+//! a mail compresses it before the commit, outside the serial section, and
+//! a reader uncompresses it. On PostgreSQL the packed columns are stored
+//! without TOAST compression since migration 0008, so the backend does not
+//! try again.
 //!
 //! The codec is stored beside the bytes (`raw_codec`): NULL for the bytes
-//! as they are (rows written before migration 0007, PostgreSQL's rows, and
-//! mail that does not shrink), `lz4` for an lz4 block with its length in
-//! front (`lz4_flex`'s size-prepended block format).
+//! as they are (rows written before migration 0007 on SQLite or 0008 on
+//! PostgreSQL, and mail that does not shrink), `lz4` for an lz4 block with
+//! its length in front (`lz4_flex`'s size-prepended block format).
 
-use super::{Dialect, StoreError};
+use super::StoreError;
 
 /// The `raw_codec` of an lz4 block with its length in front.
 pub const LZ4: &str = "lz4";
@@ -28,12 +31,9 @@ const MIN_SAVING_DIVISOR: usize = 8;
 /// that is a damaged row, refused before anything is allocated for it.
 const MAX_RATIO: usize = 255;
 
-/// The bytes to store for `raw` on `dialect`, when they are not `raw`
-/// itself: Some(lz4 block) on SQLite when that is worth it, else None.
-pub fn pack(dialect: Dialect, raw: &[u8]) -> Option<Vec<u8>> {
-    if dialect != Dialect::Sqlite {
-        return None;
-    }
+/// The bytes to store for `raw`, when they are not `raw` itself: Some(lz4
+/// block) when that is worth it, else None.
+pub fn pack(raw: &[u8]) -> Option<Vec<u8>> {
     let packed = lz4_flex::compress_prepend_size(raw);
     (packed.len() <= raw.len() - raw.len() / MIN_SAVING_DIVISOR).then_some(packed)
 }
@@ -51,8 +51,8 @@ pub fn as_stored<'a>(raw: &'a [u8], packed: Option<&'a [u8]>) -> (&'a [u8], Opti
 
 /// [`pack`] for a row that owns its bytes: the packed form, or a copy of
 /// `raw`, with the codec.
-pub fn to_stored(dialect: Dialect, raw: &[u8]) -> (Vec<u8>, Option<&'static str>) {
-    let packed = pack(dialect, raw);
+pub fn to_stored(raw: &[u8]) -> (Vec<u8>, Option<&'static str>) {
+    let packed = pack(raw);
     let codec = codec(packed.is_some());
     (packed.unwrap_or_else(|| raw.to_vec()), codec)
 }
@@ -93,9 +93,9 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_mail_text_is_stored_compressed_and_read_back_exactly() {
+    fn mail_text_is_stored_compressed_and_read_back_exactly() {
         let raw = mail();
-        let packed = pack(Dialect::Sqlite, &raw).expect("mail text shrinks");
+        let packed = pack(&raw).expect("mail text shrinks");
         assert!(
             packed.len() < raw.len() / 2,
             "{} of {}",
@@ -103,11 +103,6 @@ mod tests {
             raw.len()
         );
         assert_eq!(unpack(packed, Some(LZ4)).unwrap(), raw);
-    }
-
-    #[test]
-    fn postgres_keeps_the_bytes_and_compresses_them_itself() {
-        assert_eq!(pack(Dialect::Postgres, &mail()), None);
     }
 
     #[test]
@@ -122,14 +117,14 @@ mod tests {
                 x as u8
             })
             .collect();
-        assert_eq!(pack(Dialect::Sqlite, &noise), None);
-        assert_eq!(pack(Dialect::Sqlite, b""), None);
+        assert_eq!(pack(&noise), None);
+        assert_eq!(pack(b""), None);
         assert_eq!(unpack(noise.clone(), None).unwrap(), noise);
     }
 
     #[test]
     fn a_damaged_row_is_an_error_not_a_panic_or_a_huge_allocation() {
-        let mut packed = pack(Dialect::Sqlite, &mail()).unwrap();
+        let mut packed = pack(&mail()).unwrap();
         for bad in [
             vec![1, 2],
             // Claims 4 GiB from a few bytes.
