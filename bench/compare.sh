@@ -362,9 +362,12 @@ outbound() {
       o.rcpt_to, 'queued', 0, o.next_attempt_at, o.created_at FROM outbox o, generate_series(1, $((OUT_MESSAGES - 1))) AS n(i)
       WHERE o.id = 1" >/dev/null
   fi
-  sql "$url" "INSERT INTO outbox_mail (outbox_id, raw) SELECT o.id, m.raw FROM outbox o, outbox_mail m
-    WHERE m.outbox_id = 1 AND o.id <> 1" >/dev/null
-  OUT_SIZE=$(sql "$url" "SELECT LENGTH(raw) FROM outbox_mail WHERE outbox_id = 1")
+  # The stored bytes with their codec: the mail is kept packed (see
+  # src/store/packed.rs), so its size on the wire is what queue show says.
+  sql "$url" "INSERT INTO outbox_mail (outbox_id, raw, raw_codec) SELECT o.id, m.raw, m.raw_codec
+    FROM outbox o, outbox_mail m WHERE m.outbox_id = 1 AND o.id <> 1" >/dev/null
+  OUT_SIZE=$("$M" --config "$cfg" queue show 1 --json | sed -n 's/.*"bytes": *\([0-9]*\).*/\1/p')
+  [ -n "$OUT_SIZE" ] || die "queue show 1 --json gave no size"
   start_gateway "$cfg" "out-$2"
   # The rate comes from the rows' sent_at (first to last), so the poll only
   # says when to stop: once a second, as each psql is a new backend whose

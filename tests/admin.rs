@@ -132,7 +132,9 @@ async fn counts(store: &Store) -> Vec<i64> {
 async fn seed_outbox(e: &Env) -> [i64; 4] {
     let mut ids = [0; 4];
     for (i, id) in ids.iter_mut().enumerate() {
-        reply(e, &format!("mensagem {i}"));
+        // Long enough to be stored packed (see store::packed).
+        let body = "A impressora voltou a funcionar depois da troca do toner.\n".repeat(40);
+        reply(e, &format!("mensagem {i}\n{body}"));
         if i == 3 {
             *id = e.store.outbox_list().await.unwrap().last().unwrap().id;
             break;
@@ -167,6 +169,18 @@ async fn queue_commands(db: Db) {
     assert_eq!(j["last_error"], "550 5.1.1 no such user");
     let headers = j["headers"].as_array().unwrap();
     assert!(headers.iter().any(|h| h["name"] == "Message-ID"));
+    // The size on the wire, not that of the packed row.
+    let wire = e.store.outbox_raw(failed).await.unwrap().unwrap().len();
+    let (codec, stored): (Option<String>, i64) =
+        sqlx::query_as("SELECT raw_codec, LENGTH(raw) FROM outbox_mail WHERE outbox_id = $1")
+            .bind(failed)
+            .fetch_one(e.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(codec.as_deref(), Some("lz4"));
+    assert!((stored as usize) < wire, "{stored} of {wire}");
+    assert_eq!(j["bytes"], wire, "{j}");
+    assert!(show.contains(&format!("{wire}")), "{show}");
     let j = json(&e, &format!("queue show {sending} --json"));
     assert_eq!(j["claimed_by"], "t");
 

@@ -80,6 +80,8 @@ struct OutboxShow {
     row: OutboxRow,
     #[serde(flatten)]
     lease: Lease,
+    /// The mail's size as the relay sends it (uncompressed).
+    bytes: usize,
     headers: Vec<Header>,
 }
 
@@ -214,6 +216,7 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
         return output::json(&OutboxShow {
             row,
             lease,
+            bytes: raw.len(),
             headers,
         });
     }
@@ -230,6 +233,7 @@ async fn show(store: &Store, id: i64, json: bool) -> anyhow::Result<()> {
         ("message-id", row.message_id.clone()),
         ("from", row.mail_from.clone()),
         ("to", split_lines(&row.rcpt_to).join(", ")),
+        ("bytes", raw.len().to_string()),
         ("created", time(row.created_at)),
         ("next attempt", time(row.next_attempt_at)),
         ("sent", opt(row.sent_at)),
