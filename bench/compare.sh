@@ -10,7 +10,9 @@
 #   3. outbound: K technician replies queued in the outbox, drained by the
 #      gateway's relay into smtp-sink, against smtp-source → smtp-sink;
 #   4. gateway RSS with 1,000 idle sessions;
-#   5. the criterion benchmark benches/pipeline.rs (CPU per inbound message).
+#   5. the criterion benchmark benches/pipeline.rs (CPU per inbound message);
+#   6. the targets of issue 6, each judged met or missed on this run's figures
+#      ("-" where a part or point was left out).
 #
 # Everything listens on 127.0.0.1 only; every daemon started here is stopped
 # on exit (trap). Postgres: 127.0.0.1:5432, trust auth; a scratch database is
@@ -444,6 +446,48 @@ fi
 ELAPSED=$(calc "$(now) - $START")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
+# verdict VALUE OP LIMIT: "met" or "missed" (OP: ge or lt), "-" when the
+# figure was not measured (a part or a point left out).
+verdict() {
+  awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {
+    if (v == "" || v == "-") { print "-"; exit }
+    ok = (op == "ge") ? (v + 0 >= l + 0) : (v + 0 < l + 0)
+    print ok ? "met" : "missed" }'
+}
+# target TEXT VALUE OP LIMIT: one line of the targets block.
+target() { printf '%-7s | %9s | %s\n' "$(verdict "${2:-}" "$3" "$4")" "${2:--}" "$1"; }
+
+# The targets of issue 6, judged on this run's figures.
+targets() {
+  echo "Targets (issue 6), this run"
+  printf '%-7s | %9s | %s\n' verdict figure target
+  target "SQLite, 50 sessions: ≥ 4× Postfix" "$(ratio "${RATE[gw-sqlite,50]:-}" "${RATE[postfix,50]:-}")" ge 4
+  target "SQLite, 50 sessions: ≥ 0.6× smtp-sink" "$(ratio "${RATE[gw-sqlite,50]:-}" "${RATE[sink,50]:-}")" ge 0.6
+  target "SQLite, 10 sessions: ≥ 3× Postfix" "$(ratio "${RATE[gw-sqlite,10]:-}" "${RATE[postfix,10]:-}")" ge 3
+  for s in $SESSIONS_LIST; do
+    target "PostgreSQL, $s session$([ "$s" = 1 ] || echo s): ≥ 2× Postfix" "$(ratio "${RATE[gw-postgres,$s]:-}" "${RATE[postfix,$s]:-}")" ge 2
+  done
+  local k
+  for k in gw-sqlite gw-postgres gw-sqlite@$LOAD_RATE gw-postgres@$LOAD_RATE; do
+    target "p99 end of DATA → 250 < 20 ms, $LOAD_SESSIONS sessions ($k)" "$(field "${LOADR[$k]:-}" p99_ms)" lt 20
+  done
+  for k in gw-sqlite#1 gw-postgres#1; do
+    target "p50 end of DATA → 250 < 2 ms, 1 session ($k)" "$(field "${LOADR[$k]:-}" p50_ms)" lt 2
+  done
+  for k in gw-sqlite gw-postgres; do
+    target "server CPU < 200 µs per message, 50 sessions ($k)" "${CPU[$k,50]:-}" lt 200
+  done
+  for k in sqlite postgres; do
+    target "outbound ≥ 0.8× smtp-source on 4 connections ($k)" "$(ratio "${OUT[relay-$k]:-}" "${OUT[source-4]:-}")" ge 0.8
+  done
+  for k in gw-sqlite gw-postgres; do
+    local w mib=""
+    read -r _ w _ <<<"${IDLE[$k]:-0 0 0}"
+    [ "$w" != 0 ] && mib=$(calc "$w / 1024")
+    target "VmRSS < 64 MiB with $IDLE_SESSIONS idle sessions ($k, MiB)" "$mib" lt 64
+  done
+}
+
 # ----------------------------------------------------------------------- table
 {
   echo "mensageria bench/compare.sh — $(date '+%Y-%m-%d %H:%M %Z'), $(nproc) cores, $(uname -r), Postfix $(postconf -d -h mail_version), PostgreSQL $(psql "$PG_ADMIN" -qAtc 'show server_version' | cut -d' ' -f1), SQLite $(sqlite3 --version | cut -d' ' -f1)"
@@ -491,6 +535,8 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
   if [ -s "$WORK/criterion.txt" ]; then
     grep -E '^inbound/|time:' "$WORK/criterion.txt" | sed 's/^/  /'
   fi
+  echo
+  targets
   echo
   echo "whole run: ${ELAPSED} s; load average (1/5/15 min) at start $LOAD_START, at end $LOAD_END"
 } | tee "$RESULTS"
