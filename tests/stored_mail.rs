@@ -1,10 +1,10 @@
 //! Whole mails as the store keeps them: a reply received over SMTP and the
 //! notification composed for it are stored compressed by the gateway on
 //! both databases (on PostgreSQL in columns that TOAST no longer tries to
-//! compress again), and read back byte for byte: the thread's copy by `replay`'s query, the
-//! notification by the relay, which delivers exactly the stored bytes. A
-//! queued mail that cannot be read back fails its row with the reason and
-//! holds up nothing else.
+//! compress again), and read back byte for byte: the thread's copy by
+//! `replay`'s query, the notification by the relay, which delivers exactly
+//! the stored bytes. A queued mail that cannot be read back fails its row
+//! with the reason and holds up nothing else.
 
 mod support;
 

@@ -16,13 +16,11 @@ pub async fn allow_automatic(
 ) -> Result<bool, StoreError> {
     let (since, caps) = limits(cfg);
     let state = Store::automatic_mail_state(tx, rcpt, ticket, since, caps).await?;
-    match refusal(cfg, ticket, rcpt, &state) {
-        None => Ok(true),
-        Some(reason) => {
-            suppress(tx, ticket, rcpt, kind, &reason, &state).await?;
-            Ok(false)
-        }
+    if state.allows(caps) {
+        return Ok(true);
     }
+    suppress(tx, cfg, (rcpt, ticket), kind, &state).await?;
+    Ok(false)
 }
 
 /// Queues `o`, machine-made mail whose one recipient is `rcpt`, on
@@ -42,9 +40,7 @@ pub async fn queue_automatic(
     let (state, id) =
         Store::outbox_insert_capped(tx, o, lease, (rcpt, ticket), since, caps).await?;
     if id.is_none() {
-        let reason = refusal(cfg, ticket, rcpt, &state)
-            .unwrap_or_else(|| format!("loop cap: {rcpt} on ticket {ticket}"));
-        suppress(tx, ticket, rcpt, o.kind, &reason, &state).await?;
+        suppress(tx, cfg, (rcpt, ticket), o.kind, &state).await?;
     }
     Ok(id)
 }
@@ -58,41 +54,34 @@ fn limits(cfg: &Config) -> (i64, (i64, i64)) {
     )
 }
 
-/// Why machine-made mail may not go to `rcpt` on `ticket`, judged on what
-/// the caps read; None when it may (exactly when `state.allows` the caps).
-fn refusal(cfg: &Config, ticket: i64, rcpt: &str, state: &AutomaticMail) -> Option<String> {
-    let (_, caps) = limits(cfg);
-    if state.allows(caps) {
-        return None;
-    }
-    if let Some(until) = state.bounced_until {
-        return Some(bounce_reason(rcpt, until));
-    }
-    let (all, on_ticket) = (state.all, state.on_ticket);
-    let minutes = cfg.loops.window_secs / 60;
-    Some(if on_ticket >= cfg.loops.per_ticket_recipient {
-        format!(
-            "loop cap: {on_ticket} automatic mails to {rcpt} on ticket {ticket} in {minutes} min"
-        )
-    } else {
-        format!("loop cap: {all} automatic mails to {rcpt} in {minutes} min")
-    })
-}
-
-/// The suppression row of a mail the caps stopped; a loop cap (not a
-/// bounce) is also logged.
+/// The suppression row of a mail to `rcpt` on `ticket` that `state` does
+/// not allow, with the reason: the bounce, or the cap that was reached (a
+/// loop cap is also logged).
 async fn suppress(
     tx: &mut Tx,
-    ticket: i64,
-    rcpt: &str,
+    cfg: &Config,
+    (rcpt, ticket): (&str, i64),
     kind: &str,
-    reason: &str,
     state: &AutomaticMail,
 ) -> Result<(), StoreError> {
-    if state.bounced_until.is_none() {
-        tracing::warn!(ticket, rcpt, kind, %reason, "mail suppressed");
-    }
-    Store::suppression_add(tx, Some(ticket), rcpt, kind, reason, None).await
+    let reason = match state.bounced_until {
+        Some(until) => bounce_reason(rcpt, until),
+        None => {
+            let minutes = cfg.loops.window_secs / 60;
+            let reason = if state.on_ticket >= cfg.loops.per_ticket_recipient {
+                let n = state.on_ticket;
+                format!(
+                    "loop cap: {n} automatic mails to {rcpt} on ticket {ticket} in {minutes} min"
+                )
+            } else {
+                let n = state.all;
+                format!("loop cap: {n} automatic mails to {rcpt} in {minutes} min")
+            };
+            tracing::warn!(ticket, rcpt, kind, %reason, "mail suppressed");
+            reason
+        }
+    };
+    Store::suppression_add(tx, Some(ticket), rcpt, kind, &reason, None).await
 }
 
 /// Why `rcpt` is not mailed now, when it bounced permanently of late.

@@ -151,6 +151,15 @@ macro_rules! outbox_values {
     };
 }
 
+/// On PostgreSQL, after `WITH o AS (INSERT INTO outbox … RETURNING id)`:
+/// the row's mail (`$12`, its codec `$13`) in the same statement.
+macro_rules! outbox_mail_of_o {
+    () => {
+        "INSERT INTO outbox_mail (outbox_id, raw, raw_codec) SELECT id, $12, $13 FROM o \
+         RETURNING outbox_id"
+    };
+}
+
 /// `$1`–`$11` of an outbox insert (see `outbox_columns`).
 fn row_args<'a>(
     o: &NewOutbox<'a>,
@@ -246,10 +255,9 @@ impl Store {
                 " SELECT ",
                 outbox_values!(),
                 " FROM st WHERE st.bounced IS NULL AND st.n_all < {all} AND st.n_ticket < {on_ticket} \
-                 RETURNING id), \
-                 m AS (INSERT INTO outbox_mail (outbox_id, raw, raw_codec) SELECT id, $12, $13 FROM o \
-                 RETURNING outbox_id) \
-                 SELECT st.bounced, st.n_all, st.n_ticket, (SELECT outbox_id FROM m) FROM st"
+                 RETURNING id), m AS (",
+                outbox_mail_of_o!(),
+                ") SELECT st.bounced, st.n_all, st.n_ticket, (SELECT outbox_id FROM m) FROM st"
             ),
             read = automatic_mail_sql(caps, ["$14", "$7", "$15", "$16"]),
             all = caps.0,
@@ -291,12 +299,7 @@ impl Store {
                 args.push(Arg::Blob(o.raw));
                 args.push(o.raw_codec.into());
                 tx.one(
-                    concat!(
-                        "WITH o AS (",
-                        row!(),
-                        ") INSERT INTO outbox_mail (outbox_id, raw, raw_codec) SELECT id, $12, $13 FROM o \
-                         RETURNING outbox_id"
-                    ),
+                    concat!("WITH o AS (", row!(), ") ", outbox_mail_of_o!()),
                     args,
                 )
                 .await
