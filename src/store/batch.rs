@@ -12,6 +12,15 @@
 //! the sessions' parsing. On SQLite that connection is the committer's own
 //! (`direct`), stepped on this thread without a hand-off per statement.
 //!
+//! On PostgreSQL each statement is a round trip on the batch's path, so a
+//! batch's COMMIT also begins the next batch's transaction (`COMMIT; BEGIN`
+//! in one message): the next batch starts with its first write. That
+//! transaction has done nothing (no snapshot, no transaction ID, no lock),
+//! and it is rolled back when no unit has come for [`OPEN_IDLE`], so an
+//! idle gateway leaves none open. Where the server ends idle transactions
+//! sooner than [`AHEAD_ONLY_IF_ALLOWED`] (`idle_in_transaction_session_timeout`),
+//! each batch begins its own.
+//!
 //! A unit that fails fails its whole batch (PostgreSQL aborts the
 //! transaction on an error): every caller of that batch gets an error and
 //! the clients retry. Nothing is acknowledged that was not committed.
@@ -51,6 +60,16 @@ const NOT_RUN: &str = "another unit in the same transaction failed";
 /// [`Committer::coming`]) before it commits without them. tokio's timer
 /// counts in milliseconds, so this is the shortest wait there is.
 const GATHER: Duration = Duration::from_millis(1);
+
+/// How long a PostgreSQL transaction begun ahead of the next batch stays
+/// open while no unit comes (see `Pg`). Under load the next batch comes
+/// within a few milliseconds; an idle gateway (the relay looks for due mail
+/// once a second) holds the transaction a fortieth of the time at most.
+const OPEN_IDLE: Duration = Duration::from_millis(25);
+
+/// The shortest `idle_in_transaction_session_timeout` under which a
+/// transaction is still begun ahead: well above [`OPEN_IDLE`].
+const AHEAD_ONLY_IF_ALLOWED: Duration = Duration::from_secs(1);
 
 enum Msg {
     /// A unit, with its announcement, which ends as the committer takes it.
@@ -202,22 +221,109 @@ impl Committer {
 
 /// The connection the batches run on.
 enum Conn {
-    /// A pooled sqlx connection: PostgreSQL, or SQLite in memory.
+    /// A pooled sqlx connection to SQLite in memory.
     Pool(PoolConnection<Any>),
+    /// PostgreSQL, with the transaction begun ahead (see `Pg`).
+    Pg(Pg),
     /// The committer's own SQLite connection (see `direct`), whose WAL
     /// checkpoints run beside it (see `checkpoint`).
     Direct(rusqlite::Connection, Checkpointer),
 }
 
+/// The committer's PostgreSQL connection. `open`: a transaction is open on
+/// it, begun by the last batch's `COMMIT; BEGIN` (or its state is unknown
+/// after a failure). sqlx does not know of that transaction, and its pool
+/// does not roll back what it is given back, so a connection dropped while
+/// open is closed rather than returned.
+struct Pg {
+    conn: PoolConnection<Any>,
+    open: bool,
+    /// The server lets a transaction idle long enough to begin one ahead.
+    ahead: bool,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+impl Pg {
+    async fn connect(store: &Store) -> Result<Pg, StoreError> {
+        let mut conn = store.pool().acquire().await?;
+        let limit: i64 = sqlx::query_scalar(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let ahead = limit == 0 || limit >= AHEAD_ONLY_IF_ALLOWED.as_millis() as i64;
+        if !ahead {
+            tracing::debug!(
+                idle_in_transaction_session_timeout_ms = limit,
+                "each batch begins its own transaction"
+            );
+        }
+        Ok(Pg {
+            conn,
+            open: false,
+            ahead,
+        })
+    }
+
+    /// Statements with no parameters go as one simple query: one round trip.
+    async fn simple(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        use sqlx::Executor;
+        (&mut *self.conn).execute(sql).await.map(|_| ())
+    }
+
+    /// Rolls back the transaction begun ahead, if any; false when the
+    /// connection failed doing so and should be replaced.
+    async fn settle(&mut self) -> bool {
+        if !self.open {
+            return true;
+        }
+        match self.simple("ROLLBACK").await {
+            Ok(()) => {
+                self.open = false;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot end the transaction kept open");
+                false
+            }
+        }
+    }
+}
+
 async fn connect(store: &Store) -> Result<Conn, StoreError> {
-    match store.sqlite_path() {
-        Some(path) => {
+    match (store.sqlite_path(), store.dialect()) {
+        (Some(path), _) => {
             let conn = super::direct::open(path)?;
             let checkpoints = Checkpointer::start(&conn, path)?;
             Ok(Conn::Direct(conn, checkpoints))
         }
-        None => Ok(Conn::Pool(store.pool().acquire().await?)),
+        (None, Dialect::Postgres) => Ok(Conn::Pg(Pg::connect(store).await?)),
+        (None, Dialect::Sqlite) => Ok(Conn::Pool(store.pool().acquire().await?)),
     }
+}
+
+/// The next message for the committer. A PostgreSQL transaction begun ahead
+/// is rolled back once [`OPEN_IDLE`] passes with none, and the connection
+/// dropped if that fails.
+async fn next(rx: &mut mpsc::Receiver<Msg>, conn: &mut Option<Conn>) -> Option<Msg> {
+    if let Some(Conn::Pg(pg)) = conn
+        && pg.open
+    {
+        if let Ok(m) = tokio::time::timeout(OPEN_IDLE, rx.recv()).await {
+            return m;
+        }
+        if !pg.settle().await {
+            *conn = None;
+        }
+    }
+    rx.recv().await
 }
 
 async fn run(
@@ -229,7 +335,7 @@ async fn run(
 ) {
     let mut batch: Vec<Unit> = Vec::with_capacity(max_batch);
     let mut conn: Option<Conn> = None;
-    while let Some(first) = rx.recv().await {
+    while let Some(first) = next(&mut rx, &mut conn).await {
         let mut release = None;
         take_in(first, &mut batch, &mut release);
         // Whatever queued up while the last commit was in flight joins now;
@@ -253,6 +359,7 @@ async fn run(
             }
         }
         if batch.is_empty() {
+            settle(&mut conn).await;
             conn = None;
             if let Some(done) = release {
                 let _ = done.send(());
@@ -273,14 +380,24 @@ async fn run(
         // Dropped after a failed begin or commit, so a broken connection is
         // replaced by the next batch.
         if let Some(c) = conn.as_mut()
-            && !commit(c, store.dialect(), &mut batch).await
+            && !commit(c, &mut batch).await
         {
             conn = None;
         }
         if let Some(done) = release {
+            settle(&mut conn).await;
             conn = None;
             let _ = done.send(());
         }
+    }
+    settle(&mut conn).await;
+}
+
+/// Ends a PostgreSQL transaction begun ahead before the connection goes
+/// back to the pool (a failure leaves it to be closed instead).
+async fn settle(conn: &mut Option<Conn>) {
+    if let Some(Conn::Pg(pg)) = conn {
+        pg.settle().await;
     }
 }
 
@@ -298,15 +415,29 @@ fn take_in(m: Msg, batch: &mut Vec<Unit>, release: &mut Option<oneshot::Sender<(
 
 /// Runs the batch in one transaction on `conn`; false when the connection
 /// itself failed (begin, commit or rollback) and should be replaced.
-async fn commit(conn: &mut Conn, dialect: Dialect, batch: &mut Vec<Unit>) -> bool {
+async fn commit(conn: &mut Conn, batch: &mut Vec<Unit>) -> bool {
     match conn {
-        Conn::Pool(c) => {
-            let begun = match dialect {
-                Dialect::Sqlite => {
-                    sqlx::Connection::begin_with(&mut **c, super::BEGIN_IMMEDIATE).await
+        Conn::Pg(pg) => {
+            if !pg.open {
+                // Unknown until BEGIN answers: a failure closes the connection.
+                pg.open = true;
+                if let Err(e) = pg.simple("BEGIN").await {
+                    return cannot_begin(&e, batch);
                 }
-                Dialect::Postgres => sqlx::Connection::begin(&mut **c).await,
+            }
+            let ran = run_units(&mut *pg.conn, batch).await;
+            let ended = match ran {
+                Ran::Failed(_) => pg.simple("ROLLBACK").await.map(|()| pg.open = false),
+                // A failed COMMIT stops the query there, so BEGIN runs only
+                // after a commit; the connection is replaced after either
+                // failure, `open` still set so that it is closed.
+                Ran::All(_) if pg.ahead => pg.simple("COMMIT; BEGIN").await,
+                Ran::All(_) => pg.simple("COMMIT").await.map(|()| pg.open = false),
             };
+            deliver(ran, ended.map_err(|e| e.to_string()))
+        }
+        Conn::Pool(c) => {
+            let begun = sqlx::Connection::begin_with(&mut **c, super::BEGIN_IMMEDIATE).await;
             let mut tx = match begun {
                 Ok(tx) => tx,
                 Err(e) => return cannot_begin(&e, batch),
