@@ -12,18 +12,6 @@ use mensageria::gateway::Gateway;
 use support::client::deliver;
 use support::{Db, GATEWAY, REQUESTER, TestDb};
 
-async fn admin() -> sqlx::PgConnection {
-    use sqlx::Connection;
-    sqlx::PgConnection::connect(&support::pg_admin_url())
-        .await
-        .unwrap()
-}
-
-fn db_name(tdb: &TestDb) -> String {
-    let url = url::Url::parse(&tdb.url).unwrap();
-    url.path().trim_start_matches('/').to_owned()
-}
-
 /// What the test database's backends are doing: (state, last statement,
 /// inside a transaction).
 async fn backends(tdb: &TestDb) -> Vec<(String, String, bool)> {
@@ -31,8 +19,8 @@ async fn backends(tdb: &TestDb) -> Vec<(String, String, bool)> {
         "SELECT COALESCE(state, ''), query, xact_start IS NOT NULL \
          FROM pg_stat_activity WHERE datname = $1",
     )
-    .bind(db_name(tdb))
-    .fetch_all(&mut admin().await)
+    .bind(tdb.pg_name())
+    .fetch_all(&mut support::pg_admin().await)
     .await
     .unwrap()
 }
@@ -98,10 +86,10 @@ async fn no_transaction_is_begun_ahead_under_a_short_idle_timeout() {
     let tdb = TestDb::new(Db::Postgres).await;
     let set = format!(
         "ALTER DATABASE {} SET idle_in_transaction_session_timeout = '500ms'",
-        db_name(&tdb)
+        tdb.pg_name()
     );
     sqlx::raw_sql(sqlx::AssertSqlSafe(set))
-        .execute(&mut admin().await)
+        .execute(&mut support::pg_admin().await)
         .await
         .unwrap();
     let gw = gateway(&tdb).await;

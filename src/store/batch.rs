@@ -359,8 +359,7 @@ async fn run(
             }
         }
         if batch.is_empty() {
-            settle(&mut conn).await;
-            conn = None;
+            let_go(&mut conn).await;
             if let Some(done) = release {
                 let _ = done.send(());
             }
@@ -385,20 +384,21 @@ async fn run(
             conn = None;
         }
         if let Some(done) = release {
-            settle(&mut conn).await;
-            conn = None;
+            let_go(&mut conn).await;
             let _ = done.send(());
         }
     }
-    settle(&mut conn).await;
+    let_go(&mut conn).await;
 }
 
-/// Ends a PostgreSQL transaction begun ahead before the connection goes
-/// back to the pool (a failure leaves it to be closed instead).
-async fn settle(conn: &mut Option<Conn>) {
+/// Gives the kept connection up, ending a PostgreSQL transaction begun
+/// ahead first so that it goes back to the pool clean (if that fails, it
+/// is closed instead: see `Pg`).
+async fn let_go(conn: &mut Option<Conn>) {
     if let Some(Conn::Pg(pg)) = conn {
         pg.settle().await;
     }
+    *conn = None;
 }
 
 /// Takes a message into the batch being gathered. A unit's announcement

@@ -28,6 +28,14 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// A connection to the server the PostgreSQL tests run on, as its admin.
+pub async fn pg_admin() -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(&pg_admin_url())
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (set MENSAGERIA_TEST_PG)")
+}
+
 /// A database of its own for one test; dropped with it.
 pub struct TestDb {
     pub url: String,
@@ -50,16 +58,13 @@ impl TestDb {
                 pg_name: None,
             },
             Db::Postgres => {
-                use sqlx::Connection;
                 let name = format!(
                     "mtest_{}_{}_{}",
                     std::process::id(),
                     COUNTER.fetch_add(1, Ordering::SeqCst),
                     rand::random::<u32>()
                 );
-                let mut conn = sqlx::PgConnection::connect(&pg_admin_url())
-                    .await
-                    .expect("PostgreSQL on 127.0.0.1:5432 (set MENSAGERIA_TEST_PG)");
+                let mut conn = pg_admin().await;
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
@@ -77,12 +82,16 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// PostgreSQL only: the database's name on the server.
+    pub fn pg_name(&self) -> &str {
+        self.pg_name.as_deref().expect("a PostgreSQL test database")
+    }
+
     /// PostgreSQL only: refuse (and cut) or allow connections to this
     /// database, to play a database outage.
     pub async fn set_available(&self, available: bool) {
-        use sqlx::Connection;
-        let name = self.pg_name.as_deref().expect("a PostgreSQL test database");
-        let mut admin = sqlx::PgConnection::connect(&pg_admin_url()).await.unwrap();
+        let name = self.pg_name();
+        let mut admin = pg_admin().await;
         let mut sql = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {available};");
         if !available {
             sql += &format!(
