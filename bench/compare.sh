@@ -329,6 +329,32 @@ load_runs() {
 
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 
+# pg_floor: the cheapest durable commit of one message on this PostgreSQL,
+# in ms: pgbench, one client, one autocommit INSERT of a SIZE-byte row
+# (compressible, so TOAST shrinks it), prepared. With smtp-sink's time per
+# message at one session (the protocol, smtp-source's share included) it
+# bounds any gateway that stores each message before its 250: no fewer
+# than one round trip and one WAL flush each, nothing to batch with one
+# session. Left empty where pgbench is not installed.
+FLOOR_PG=""
+pg_floor() {
+  local pgbench url
+  pgbench=$(command -v pgbench || ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -n 1 || true)
+  [ -n "$pgbench" ] && [ -x "$pgbench" ] || { log "pgbench not found: no commit floor"; return 0; }
+  url=$(db_url floor postgres)
+  psql "$url" -qc "CREATE TABLE floor (id bigserial PRIMARY KEY, body text NOT NULL)" >/dev/null
+  printf "INSERT INTO floor (body) VALUES (repeat('x', %d));\n" "$SIZE" >"$WORK/floor.sql"
+  FLOOR_PG=$("$pgbench" -n -c 1 -T 3 -M prepared -f "$WORK/floor.sql" "$url" 2>/dev/null |
+    sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p')
+  log "  one durable PostgreSQL commit (pgbench, one client): ${FLOOR_PG:-?} ms"
+}
+
+# floor_rate: messages/s at most at one session on PostgreSQL (see pg_floor).
+floor_rate() {
+  [ -n "$FLOOR_PG" ] && [ -n "${RATE[sink,1]:-}" ] || return 0
+  calc "1000 / (1000 / ${RATE[sink,1]} + $FLOOR_PG)"
+}
+
 # idle_rss TARGET: RSS of the running gateway before and with idle sessions.
 idle_rss() {
   local before with line
@@ -417,6 +443,7 @@ for kind in sqlite postgres; do
     seed "$cfg" load
     start_gateway "$cfg" "in-$kind"
     has inbound && sweep "gw-$kind" "$GW_PORT" "$MESSAGES" "$url"
+    [ "$kind" = postgres ] && has inbound && [[ " $SESSIONS_LIST " == *" 1 "* ]] && pg_floor
     has load && load_runs "gw-$kind" "$GW_PORT" "$url"
     has idle && idle_rss "gw-$kind"
     stop_pid "$GW_PID"
@@ -467,6 +494,12 @@ targets() {
   for s in $SESSIONS_LIST; do
     target "PostgreSQL, $s session$([ "$s" = 1 ] || echo s): ≥ 2× Postfix" "$(ratio "${RATE[gw-postgres,$s]:-}" "${RATE[postfix,$s]:-}")" ge 2
   done
+  local ceiling
+  ceiling=$(ratio "$(floor_rate)" "${RATE[postfix,1]:-}")
+  if [ "$ceiling" != "-" ]; then
+    printf '%-7s | %9s | %s\n' "$(awk -v c="$ceiling" 'BEGIN { print (c >= 2) ? "within" : "beyond" }')" "$ceiling" \
+      "PostgreSQL, 1 session: 2× Postfix is $(awk -v c="$ceiling" 'BEGIN { print (c >= 2) ? "within" : "beyond" }') the floor's reach (the protocol and one commit)"
+  fi
   local k
   for k in gw-sqlite gw-postgres gw-sqlite@$LOAD_RATE gw-postgres@$LOAD_RATE; do
     target "p99 end of DATA → 250 < 20 ms, $LOAD_SESSIONS sessions ($k)" "$(field "${LOADR[$k]:-}" p99_ms)" lt 20
@@ -504,6 +537,9 @@ targets() {
   errs=""
   for k in "${!ERR[@]}"; do [ "${ERR[$k]}" != 0 ] && errs="$errs $k:${ERR[$k]}"; done
   echo "refused by the server (smtp-source warnings):${errs:- none}"
+  if [ -n "$(floor_rate)" ]; then
+    echo "floor at 1 session, PostgreSQL: smtp-sink's $(awk -v r="${RATE[sink,1]}" 'BEGIN { printf "%.3f", 1000 / r }') ms per message + one durable commit of a ${SIZE}-byte row ${FLOOR_PG} ms (pgbench, one client) = at most $(floor_rate) msg/s for any gateway that stores each message before its 250, $(ratio "$(floor_rate)" "${RATE[postfix,1]:-}")× Postfix"
+  fi
   echo
   echo "Inbound: mensageria-load, $LOAD_SESSIONS sessions × $LOAD_MESSAGES messages on reused connections, 2–50 KB, 10 % with attachment, tickets 1001–1100 (each with its own technician: every reply queues a notification, relayed to smtp-sink meanwhile)"
   echo "(back to back: every session sends its next message at once, so the server is saturated; @$LOAD_RATE: $LOAD_RATE msg/s offered in all; #1: one session)"
