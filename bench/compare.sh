@@ -349,12 +349,6 @@ pg_floor() {
   log "  one durable PostgreSQL commit (pgbench, one client): ${FLOOR_PG:-?} ms"
 }
 
-# floor_rate: messages/s at most at one session on PostgreSQL (see pg_floor).
-floor_rate() {
-  [ -n "$FLOOR_PG" ] && [ -n "${RATE[sink,1]:-}" ] || return 0
-  calc "1000 / (1000 / ${RATE[sink,1]} + $FLOOR_PG)"
-}
-
 # idle_rss TARGET: RSS of the running gateway before and with idle sessions.
 idle_rss() {
   local before with line
@@ -472,6 +466,13 @@ if [ -z "${SKIP_CRITERION:-}" ]; then
 fi
 ELAPSED=$(calc "$(now) - $START")
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+# The most a gateway that stores each message before its 250 reaches at one
+# session on PostgreSQL (see pg_floor): msg/s, and that against Postfix.
+FLOOR_RATE="" FLOOR_RATIO="-"
+if [ -n "$FLOOR_PG" ] && [ -n "${RATE[sink,1]:-}" ]; then
+  FLOOR_RATE=$(calc "1000 / (1000 / ${RATE[sink,1]} + $FLOOR_PG)")
+  FLOOR_RATIO=$(ratio "$FLOOR_RATE" "${RATE[postfix,1]:-}")
+fi
 
 # verdict VALUE OP LIMIT: "met" or "missed" (OP: ge or lt), "-" when the
 # figure was not measured (a part or a point left out).
@@ -494,11 +495,11 @@ targets() {
   for s in $SESSIONS_LIST; do
     target "PostgreSQL, $s session$([ "$s" = 1 ] || echo s): ≥ 2× Postfix" "$(ratio "${RATE[gw-postgres,$s]:-}" "${RATE[postfix,$s]:-}")" ge 2
   done
-  local ceiling
-  ceiling=$(ratio "$(floor_rate)" "${RATE[postfix,1]:-}")
-  if [ "$ceiling" != "-" ]; then
-    printf '%-7s | %9s | %s\n' "$(awk -v c="$ceiling" 'BEGIN { print (c >= 2) ? "within" : "beyond" }')" "$ceiling" \
-      "PostgreSQL, 1 session: 2× Postfix is $(awk -v c="$ceiling" 'BEGIN { print (c >= 2) ? "within" : "beyond" }') the floor's reach (the protocol and one commit)"
+  if [ "$FLOOR_RATIO" != "-" ]; then
+    local reach
+    reach=$(awk -v c="$FLOOR_RATIO" 'BEGIN { print (c >= 2) ? "within" : "beyond" }')
+    printf '%-7s | %9s | %s\n' "$reach" "$FLOOR_RATIO" \
+      "PostgreSQL, 1 session: 2× Postfix is $reach the floor's reach (the protocol and one commit)"
   fi
   local k
   for k in gw-sqlite gw-postgres gw-sqlite@$LOAD_RATE gw-postgres@$LOAD_RATE; do
@@ -537,8 +538,8 @@ targets() {
   errs=""
   for k in "${!ERR[@]}"; do [ "${ERR[$k]}" != 0 ] && errs="$errs $k:${ERR[$k]}"; done
   echo "refused by the server (smtp-source warnings):${errs:- none}"
-  if [ -n "$(floor_rate)" ]; then
-    echo "floor at 1 session, PostgreSQL: smtp-sink's $(awk -v r="${RATE[sink,1]}" 'BEGIN { printf "%.3f", 1000 / r }') ms per message + one durable commit of a ${SIZE}-byte row ${FLOOR_PG} ms (pgbench, one client) = at most $(floor_rate) msg/s for any gateway that stores each message before its 250, $(ratio "$(floor_rate)" "${RATE[postfix,1]:-}")× Postfix"
+  if [ -n "$FLOOR_RATE" ]; then
+    echo "floor at 1 session, PostgreSQL: smtp-sink's $(awk -v r="${RATE[sink,1]}" 'BEGIN { printf "%.3f", 1000 / r }') ms per message + one durable commit of a ${SIZE}-byte row ${FLOOR_PG} ms (pgbench, one client) = at most $FLOOR_RATE msg/s for any gateway that stores each message before its 250, ${FLOOR_RATIO}× Postfix"
   fi
   echo
   echo "Inbound: mensageria-load, $LOAD_SESSIONS sessions × $LOAD_MESSAGES messages on reused connections, 2–50 KB, 10 % with attachment, tickets 1001–1100 (each with its own technician: every reply queues a notification, relayed to smtp-sink meanwhile)"

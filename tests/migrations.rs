@@ -69,14 +69,10 @@ async fn insert_new(store: &Store, ticket: i64, message_id: &str) -> Option<i64>
             matched_by: "subject",
         },
     )
-    .await;
-    match stored {
-        Ok(id) => {
-            tx.commit().await.unwrap();
-            id
-        }
-        Err(e) => panic!("insert of {message_id}: {e}"),
-    }
+    .await
+    .unwrap_or_else(|e| panic!("insert of {message_id}: {e}"));
+    tx.commit().await.unwrap();
+    stored
 }
 
 /// Migration 0009 merges the two Message-ID indexes into one (rebuilding

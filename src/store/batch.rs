@@ -130,26 +130,28 @@ impl Committer {
         let (units, rx) = mpsc::channel(max_batch * 4);
         let coming = Arc::new(Expected::default());
         let expected = coming.clone();
-        if on_the_callers_runtime(store.dialect()) {
-            tokio::spawn(run(store, rx, max_batch, expected, gather));
-            return Committer { units, coming };
-        }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        match runtime {
-            Ok(rt) => {
-                let spawned = std::thread::Builder::new()
-                    .name("mensageria-commit".into())
-                    .spawn(move || rt.block_on(run(store, rx, max_batch, expected, gather)));
-                if let Err(e) = spawned {
-                    // Every submit then answers Stopped (451 to a client).
-                    tracing::error!(error = %e, "cannot start the commit thread");
+        let on_runtime = on_the_callers_runtime(store.dialect());
+        let committer = run(store, rx, max_batch, expected, gather);
+        if on_runtime {
+            tokio::spawn(committer);
+        } else {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => {
+                    let spawned = std::thread::Builder::new()
+                        .name("mensageria-commit".into())
+                        .spawn(move || rt.block_on(committer));
+                    if let Err(e) = spawned {
+                        // Every submit then answers Stopped (451 to a client).
+                        tracing::error!(error = %e, "cannot start the commit thread");
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no runtime for the commit thread; committing on the caller's");
-                tokio::spawn(run(store, rx, max_batch, expected, gather));
+                Err(e) => {
+                    tracing::warn!(error = %e, "no runtime for the commit thread; committing on the caller's");
+                    tokio::spawn(committer);
+                }
             }
         }
         Committer { units, coming }
