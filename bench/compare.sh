@@ -18,7 +18,7 @@
 # on exit (trap). Postgres: 127.0.0.1:5432, trust auth; a scratch database is
 # created and dropped. Postfix is installed from Debian when missing.
 # Knobs (environment): MESSAGES, SINK_MESSAGES, SESSIONS_LIST, SIZE,
-# LOAD_SESSIONS, LOAD_MESSAGES, LOAD_RATE, OUT_MESSAGES, IDLE_SESSIONS, PG_ADMIN, PARTS, M_BIN,
+# LOAD_SESSIONS, LOAD_MESSAGES, LOAD_RATE, OUT_MESSAGES, IDLE_SESSIONS, PG_ADMIN, PARTS, STORES, M_BIN,
 # GW_PORT, POSTFIX_PORT, SINK_PORT, POINT_TIMEOUT, KEEP_WORK=1, SKIP_CRITERION=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,10 +31,12 @@ SIZE=${SIZE:-5000}                    # smtp-source -l: body bytes
 LOAD_SESSIONS=${LOAD_SESSIONS:-50}
 LOAD_MESSAGES=${LOAD_MESSAGES:-40}    # per session
 LOAD_RATE=${LOAD_RATE:-400}           # offered msg/s of the paced run (latency at a known load)
-OUT_MESSAGES=${OUT_MESSAGES:-20000}
+OUT_MESSAGES=${OUT_MESSAGES:-60000}
 # Which parts run (a subset gives a partial table): inbound (smtp-source
 # sweep), load (mensageria-load), idle (RSS), outbound.
 PARTS=${PARTS:-"inbound load idle outbound"}
+# Which stores the gateway runs on: sqlite, postgres or both.
+STORES=${STORES:-"sqlite postgres"}
 IDLE_SESSIONS=${IDLE_SESSIONS:-1000}
 PG_ADMIN=${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/test}
 GW_PORT=${GW_PORT:-2525}
@@ -429,7 +431,7 @@ if has inbound || has load; then
   postfix -c "$WORK/postfix/etc" stop >/dev/null 2>&1 && POSTFIX_UP=""
 fi
 
-for kind in sqlite postgres; do
+for kind in $STORES; do
   if has inbound || has load || has idle; then
     log "gateway on $kind"
     url=$(db_url "in_$kind" "$kind")
