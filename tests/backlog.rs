@@ -6,7 +6,7 @@
 
 mod support;
 
-use mensageria::store::{Dialect, Store};
+use mensageria::store::Store;
 use support::{Db, TestDb};
 
 const BACKLOG: i64 = 5_000;
@@ -35,7 +35,7 @@ async fn a_backlog_is_claimed_in_order_without_reading_all_of_it() {
     // More claims than PostgreSQL makes custom plans for (5), so the
     // statement's generic plan is measured too.
     for _ in 0..CLAIMS {
-        let batch = Store::outbox_claim_in(&mut tx, Dialect::Postgres, "t", 600_000, LIMIT)
+        let batch = Store::outbox_claim_in(&mut tx, "t", 600_000, LIMIT)
             .await
             .unwrap();
         assert_eq!(batch.len() as i64, LIMIT);

@@ -242,11 +242,9 @@ impl Worker {
     /// writes share the inbound path's connection and transactions instead
     /// of contending with them for SQLite's one write lock.
     async fn claim(&self, lease_ms: i64, limit: i64) -> Result<Vec<Claimed>, StoreError> {
-        let (owner, dialect) = (self.owner.clone(), self.store.dialect());
+        let owner = self.owner.clone();
         let work: Work<Vec<Claimed>, StoreError> = Box::new(move |tx: &mut Tx| {
-            Box::pin(
-                async move { Store::outbox_claim_in(tx, dialect, &owner, lease_ms, limit).await },
-            )
+            Box::pin(async move { Store::outbox_claim_in(tx, &owner, lease_ms, limit).await })
         });
         self.store
             .committer(self.cfg.database.max_batch)

@@ -328,8 +328,7 @@ impl Store {
         // In a transaction of its own: the claim's planner setting is
         // LOCAL to one (see outbox_claim_in).
         let mut tx = self.begin().await?;
-        let claimed =
-            Self::outbox_claim_in(&mut tx, self.dialect(), owner, lease_ms, limit).await?;
+        let claimed = Self::outbox_claim_in(&mut tx, owner, lease_ms, limit).await?;
         tx.commit().await?;
         Ok(claimed)
     }
@@ -337,12 +336,12 @@ impl Store {
     /// [`Store::outbox_claim`] inside a transaction (the group committer's).
     pub async fn outbox_claim_in(
         tx: &mut Tx,
-        dialect: Dialect,
         owner: &str,
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let now = now_ms();
+        let dialect = tx.dialect();
         let sql = claim_sql(dialect, limit);
         // PostgreSQL keeps one plan for the claim, made from the table's
         // statistics at the time. Taken while few rows were queued (a new
